@@ -1,0 +1,170 @@
+//! moto in server mode on loopback: found in the project's `.venv` (installed there when missing).
+
+use anyhow::{Context, bail};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::process::{Child, Command};
+
+/// A running moto server.
+#[derive(Debug)]
+pub struct Moto {
+    /// `http://127.0.0.1:PORT`.
+    pub endpoint: String,
+    _child: Option<Child>,
+}
+
+/// The workspace root (where `template.yaml` and `.venv` live).
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+impl Moto {
+    /// Uses the moto at `endpoint` if one answers there.
+    pub async fn existing(endpoint: &str) -> Option<Self> {
+        ready(endpoint).await.then(|| Self {
+            endpoint: endpoint.to_owned(),
+            _child: None,
+        })
+    }
+
+    /// Starts moto on `port` (0 picks a free one). The server stops with this value, and also when
+    /// `watch_pid` (if given) exits, so a test process never leaves one behind.
+    pub async fn start(port: u16, watch_pid: Option<u32>) -> anyhow::Result<Self> {
+        let binary = ensure_installed().await?;
+        let port = if port == 0 { free_port()? } else { port };
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let mut command = match watch_pid {
+            Some(pid) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(WATCHDOG)
+                    .arg(&binary)
+                    .arg(port.to_string())
+                    .arg(pid.to_string());
+                c
+            }
+            None => {
+                let mut c = Command::new(&binary);
+                c.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+                c
+            }
+        };
+        let child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("cannot start {}", binary.display()))?;
+        for _ in 0..150 {
+            if ready(&endpoint).await {
+                return Ok(Self {
+                    endpoint,
+                    _child: Some(child),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("moto did not answer on {endpoint} within 15 s")
+    }
+}
+
+/// Starts moto for a test process without an async runtime: it outlives any one test's runtime and
+/// stops when `watch_pid` exits. Returns the endpoint.
+pub fn start_for_process(watch_pid: u32) -> anyhow::Result<String> {
+    let binary = std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?
+                    .block_on(ensure_installed())
+            })
+            .join()
+            .map_err(|_| anyhow::anyhow!("installing moto panicked"))?
+    })?;
+    let port = free_port()?;
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg(WATCHDOG)
+        .arg(&binary)
+        .arg(port.to_string())
+        .arg(watch_pid.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("cannot start {}", binary.display()))?;
+    for _ in 0..150 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(format!("http://127.0.0.1:{port}"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    bail!("moto did not answer on port {port} within 15 s")
+}
+
+/// Runs moto (`$0`) on port `$1` until process `$2` exits.
+const WATCHDOG: &str = r#"trap 'kill $m 2>/dev/null' EXIT INT TERM; "$0" -H 127.0.0.1 -p "$1" & m=$!; while kill -0 "$2" 2>/dev/null && kill -0 $m 2>/dev/null; do sleep 1; done"#;
+
+async fn ready(endpoint: &str) -> bool {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_millis(500))
+        .build();
+    match client {
+        Ok(client) => client
+            .get(format!("{endpoint}/moto-api/"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success()),
+        Err(_) => false,
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// Finds `moto_server` (`MOTO_SERVER`, the project's `.venv`, then `PATH`), installing moto into
+/// `.venv` when none is found.
+pub async fn ensure_installed() -> anyhow::Result<PathBuf> {
+    if let Some(path) = std::env::var_os("MOTO_SERVER") {
+        return Ok(path.into());
+    }
+    let venv = workspace_root().join(".venv");
+    let in_venv = venv.join("bin/moto_server");
+    if in_venv.exists() {
+        return Ok(in_venv);
+    }
+    if let Some(on_path) = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join("moto_server"))
+            .find(|p| p.exists())
+    }) {
+        return Ok(on_path);
+    }
+    eprintln!(
+        "moto not found: installing moto[server] into {} (about a minute)",
+        venv.display()
+    );
+    let status = Command::new("python3")
+        .arg("-m")
+        .arg("venv")
+        .arg(&venv)
+        .status()
+        .await?;
+    if !status.success() {
+        bail!("python3 -m venv {} failed", venv.display());
+    }
+    let status = Command::new(venv.join("bin/pip"))
+        .args(["install", "-q", "moto[server]"])
+        .status()
+        .await?;
+    if !status.success() {
+        bail!("pip install moto[server] failed");
+    }
+    Ok(in_venv)
+}

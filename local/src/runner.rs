@@ -1,0 +1,196 @@
+//! The local queue runner: plays Lambda's SQS event source mappings. It receives up to the batch
+//! size, invokes the consumer with a real `SqsEvent`, deletes only the records not reported failed,
+//! and leaves the failed ones to SQS, whose redrive policy moves them to the DLQ after
+//! `maxReceiveCount` receives.
+
+use crate::functions::SqsFn;
+use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A queue and the function consuming it.
+#[derive(Clone)]
+pub struct Consumer {
+    /// Logical id of the queue in the template.
+    pub queue: String,
+    /// Queue URL.
+    pub url: String,
+    /// Queue ARN (the records' `eventSourceARN`).
+    pub arn: String,
+    /// Batch size of the event source mapping.
+    pub batch_size: u16,
+    /// The function.
+    pub handler: SqsFn,
+}
+
+impl std::fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer")
+            .field("queue", &self.queue)
+            .field("batch_size", &self.batch_size)
+            .finish()
+    }
+}
+
+/// What one poll did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct BatchReport {
+    /// Records received and passed to the function.
+    pub received: usize,
+    /// Message ids the function reported failed (left on the queue).
+    pub failed: Vec<String>,
+    /// Records deleted after success.
+    pub deleted: usize,
+}
+
+/// Polls queues and invokes their consumers.
+#[derive(Debug, Clone)]
+pub struct QueueRunner {
+    sqs: aws_sdk_sqs::Client,
+    /// Seconds before a failed record may be received again (Lambda waits the visibility timeout;
+    /// locally a short delay keeps retries quick).
+    retry_after_seconds: i32,
+}
+
+impl QueueRunner {
+    /// A runner on `sqs`.
+    pub fn new(sqs: aws_sdk_sqs::Client) -> Self {
+        Self {
+            sqs,
+            retry_after_seconds: 0,
+        }
+    }
+
+    /// One receive / invoke / delete cycle on `consumer`'s queue.
+    pub async fn poll_once(
+        &self,
+        consumer: &Consumer,
+        wait_seconds: i32,
+    ) -> anyhow::Result<BatchReport> {
+        let received = self
+            .sqs
+            .receive_message()
+            .queue_url(&consumer.url)
+            .max_number_of_messages(i32::from(consumer.batch_size.clamp(1, 10)))
+            .wait_time_seconds(wait_seconds)
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .send()
+            .await?
+            .messages
+            .unwrap_or_default();
+        if received.is_empty() {
+            return Ok(BatchReport::default());
+        }
+        let mut event = SqsEvent::default();
+        event.records = received
+            .iter()
+            .map(|m| to_record(m, &consumer.arn))
+            .collect();
+        let response = (consumer.handler)(event).await;
+        let failed: Vec<String> = response
+            .batch_item_failures
+            .into_iter()
+            .map(|f| f.item_identifier)
+            .collect();
+        let done: Vec<_> = received
+            .iter()
+            .filter(|m| {
+                !failed
+                    .iter()
+                    .any(|f| Some(f.as_str()) == m.message_id.as_deref())
+            })
+            .enumerate()
+            .filter_map(|(i, m)| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .set_receipt_handle(m.receipt_handle.clone())
+                    .build()
+                    .ok()
+            })
+            .collect();
+        let deleted = done.len();
+        if !done.is_empty() {
+            self.sqs
+                .delete_message_batch()
+                .queue_url(&consumer.url)
+                .set_entries(Some(done))
+                .send()
+                .await?;
+        }
+        for message in received.iter().filter(|m| {
+            failed
+                .iter()
+                .any(|f| Some(f.as_str()) == m.message_id.as_deref())
+        }) {
+            if let Some(handle) = &message.receipt_handle {
+                self.sqs
+                    .change_message_visibility()
+                    .queue_url(&consumer.url)
+                    .receipt_handle(handle)
+                    .visibility_timeout(self.retry_after_seconds)
+                    .send()
+                    .await?;
+            }
+        }
+        tracing::info!(queue = %consumer.queue, received = received.len(), failed = failed.len(), "local event source mapping invoked the consumer");
+        Ok(BatchReport {
+            received: received.len(),
+            failed,
+            deleted,
+        })
+    }
+
+    /// Polls `consumer` until its queue yields nothing (or `max_rounds` polls).
+    pub async fn drain(
+        &self,
+        consumer: &Consumer,
+        max_rounds: usize,
+    ) -> anyhow::Result<Vec<BatchReport>> {
+        let mut reports = Vec::new();
+        for _ in 0..max_rounds {
+            let report = self.poll_once(consumer, 0).await?;
+            if report.received == 0 {
+                break;
+            }
+            reports.push(report);
+        }
+        Ok(reports)
+    }
+
+    /// Polls every consumer in the background, as deployed event source mappings do.
+    pub fn spawn(self: Arc<Self>, consumers: Vec<Consumer>) -> Vec<tokio::task::JoinHandle<()>> {
+        consumers
+            .into_iter()
+            .map(|consumer| {
+                let runner = Arc::clone(&self);
+                tokio::spawn(async move {
+                    loop {
+                        if let Err(error) = runner.poll_once(&consumer, 1).await {
+                            tracing::warn!(queue = %consumer.queue, error = %error, "local poll failed");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
+                    }
+                })
+            })
+            .collect()
+    }
+}
+
+fn to_record(message: &aws_sdk_sqs::types::Message, arn: &str) -> SqsMessage {
+    let mut record = SqsMessage::default();
+    record.message_id = message.message_id.clone();
+    record.receipt_handle = message.receipt_handle.clone();
+    record.body = message.body.clone();
+    record.md5_of_body = message.md5_of_body.clone();
+    record.attributes = message
+        .attributes
+        .iter()
+        .flatten()
+        .map(|(k, v)| (k.as_str().to_owned(), v.clone()))
+        .collect();
+    record.event_source = Some("aws:sqs".into());
+    record.event_source_arn = Some(arn.to_owned());
+    record.aws_region = Some("us-east-1".into());
+    record
+}

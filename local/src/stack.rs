@@ -1,0 +1,181 @@
+//! The whole local stack on one moto: resources from template.yaml, every function connected with
+//! the environment the template gives it, the HTTP front and the queue runner.
+
+use crate::front::{self, Route};
+use crate::functions::{self, Handler, SqsFn};
+use crate::moto::workspace_root;
+use crate::provision::{Resources, provision};
+use crate::runner::{Consumer, QueueRunner};
+use crate::template::Template;
+use anyhow::Context;
+use aws_config::SdkConfig;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// How to start a stack.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Prefix of every physical name; one moto can hold many stacks.
+    pub stack_name: String,
+    /// Address of the HTTP front (`127.0.0.1:0` picks a port).
+    pub front_addr: SocketAddr,
+    /// The secrets document the functions load.
+    pub secrets_file: PathBuf,
+    /// Poll queues in the background (the demo); tests drive the runner themselves.
+    pub run_queues: bool,
+}
+
+impl Options {
+    /// Defaults for `stack_name`: random front port, the committed local secrets, no background polling.
+    pub fn new(stack_name: impl Into<String>) -> Self {
+        Self {
+            stack_name: stack_name.into(),
+            front_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            secrets_file: workspace_root().join("local/secrets.json"),
+            run_queues: false,
+        }
+    }
+}
+
+/// A running local stack.
+#[derive(Debug)]
+pub struct LocalStack {
+    /// SDK configuration pointing at moto.
+    pub aws: SdkConfig,
+    /// The template as read.
+    pub template: Template,
+    /// Physical resources.
+    pub resources: Resources,
+    /// Where the HTTP front listens.
+    pub front: SocketAddr,
+    /// The queue runner.
+    pub runner: Arc<QueueRunner>,
+    consumers: Vec<Consumer>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for LocalStack {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl LocalStack {
+    /// Provisions and starts everything against the moto at `moto_endpoint`.
+    pub async fn start(moto_endpoint: &str, options: Options) -> anyhow::Result<Self> {
+        let aws = shared::aws::local(moto_endpoint).await;
+        let template = Template::load(&workspace_root().join("template.yaml"))?;
+        let mut resources = provision(&aws, &template, &options.stack_name).await?;
+        // Parameters the local stack gives the template: secrets come from a file, not Secrets Manager.
+        resources
+            .parameters
+            .insert("ConnectorSecretsArn".into(), String::new());
+        resources
+            .parameters
+            .insert("LogLevel".into(), "info".into());
+
+        let mut routes = Vec::new();
+        let mut consumers = Vec::new();
+        for function in &template.functions {
+            let mut vars: BTreeMap<String, String> = function
+                .environment
+                .iter()
+                .map(|(k, v)| (k.clone(), resources.resolve(v)))
+                .collect();
+            vars.insert(
+                "CONNECTOR_SECRETS_FILE".into(),
+                options.secrets_file.display().to_string(),
+            );
+            vars.insert(
+                "CONNECTOR_CONFIG_FILE".into(),
+                workspace_root()
+                    .join("local/connector.yaml")
+                    .display()
+                    .to_string(),
+            );
+            let handler = functions::connect(&function.binary, &vars, &aws)
+                .await
+                .with_context(|| format!("connecting {}", function.logical_id))?;
+            match handler {
+                Handler::Http(handler) => {
+                    for (method, path) in &function.http_events {
+                        routes.push(Route {
+                            method: method.clone(),
+                            path: path.clone(),
+                            handler: Arc::clone(&handler),
+                        });
+                    }
+                }
+                Handler::Sqs(handler) => {
+                    for (queue, batch_size) in &function.sqs_events {
+                        consumers.push(consumer(
+                            &resources,
+                            queue,
+                            *batch_size,
+                            Arc::clone(&handler),
+                        )?);
+                    }
+                }
+            }
+        }
+        let (front, front_task) = front::serve(options.front_addr, routes).await?;
+        let runner = Arc::new(QueueRunner::new(aws_sdk_sqs::Client::new(&aws)));
+        let mut tasks = vec![front_task];
+        if options.run_queues {
+            tasks.extend(Arc::clone(&runner).spawn(consumers.clone()));
+        }
+        Ok(Self {
+            aws,
+            template,
+            resources,
+            front,
+            runner,
+            consumers,
+            tasks,
+        })
+    }
+
+    /// `http://127.0.0.1:PORT` + `path` on the HTTP front.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.front)
+    }
+
+    /// The consumer the template wires to `queue` (logical id).
+    pub fn consumer(&self, queue: &str) -> Option<&Consumer> {
+        self.consumers.iter().find(|c| c.queue == queue)
+    }
+
+    /// A consumer of `queue` running `handler`, for exercising the runner with a function of the test's own.
+    pub fn consumer_with(
+        &self,
+        queue: &str,
+        batch_size: u16,
+        handler: SqsFn,
+    ) -> anyhow::Result<Consumer> {
+        consumer(&self.resources, queue, batch_size, handler)
+    }
+
+    /// An SQS client on this stack's moto.
+    pub fn sqs(&self) -> aws_sdk_sqs::Client {
+        aws_sdk_sqs::Client::new(&self.aws)
+    }
+}
+
+fn consumer(
+    resources: &Resources,
+    queue: &str,
+    batch_size: u16,
+    handler: SqsFn,
+) -> anyhow::Result<Consumer> {
+    Ok(Consumer {
+        queue: queue.to_owned(),
+        url: resources.queue_url(queue)?.to_owned(),
+        arn: resources.queue_arns.get(queue).cloned().unwrap_or_default(),
+        batch_size,
+        handler,
+    })
+}

@@ -1,0 +1,397 @@
+//! Reads `template.yaml`, so the local stack creates exactly the tables, queues, buckets and event
+//! wiring that `sam deploy` would.
+
+use serde_norway::Value;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// A template value that refers to another resource or a parameter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reference {
+    /// A plain string.
+    Literal(String),
+    /// `!Ref X`.
+    Ref(String),
+    /// `!GetAtt X.Attr`.
+    GetAtt(String, String),
+    /// `!Sub "..."`, with `${AWS::StackName}` and `${X}` / `${X.Attr}` placeholders.
+    Sub(String),
+}
+
+/// An `AWS::SQS::Queue`.
+#[derive(Debug, Clone)]
+pub struct QueueDef {
+    /// Logical id in the template.
+    pub logical_id: String,
+    /// `QueueName` (usually a `!Sub` on the stack name).
+    pub name: Reference,
+    /// `FifoQueue`.
+    pub fifo: bool,
+    /// `ContentBasedDeduplication`.
+    pub content_based_deduplication: bool,
+    /// `VisibilityTimeout` seconds.
+    pub visibility_timeout: Option<u64>,
+    /// Dead-letter queue logical id and `maxReceiveCount`.
+    pub redrive: Option<(String, u64)>,
+}
+
+/// An `AWS::DynamoDB::Table`.
+#[derive(Debug, Clone)]
+pub struct TableDef {
+    /// Logical id.
+    pub logical_id: String,
+    /// `TableName`.
+    pub name: Reference,
+    /// `(AttributeName, AttributeType)`.
+    pub attributes: Vec<(String, String)>,
+    /// `(AttributeName, KeyType)`.
+    pub key_schema: Vec<(String, String)>,
+    /// Global secondary indexes: name and key schema (projection ALL).
+    pub global_indexes: Vec<(String, Vec<(String, String)>)>,
+    /// TTL attribute, when enabled.
+    pub ttl_attribute: Option<String>,
+}
+
+/// An `AWS::S3::Bucket`.
+#[derive(Debug, Clone)]
+pub struct BucketDef {
+    /// Logical id.
+    pub logical_id: String,
+    /// `BucketName`.
+    pub name: Reference,
+}
+
+/// An `AWS::Serverless::Function` and its triggers.
+#[derive(Debug, Clone)]
+pub struct FunctionDef {
+    /// Logical id.
+    pub logical_id: String,
+    /// The binary (= package = folder).
+    pub binary: String,
+    /// Environment variables (Globals merged with the function's own).
+    pub environment: BTreeMap<String, Reference>,
+    /// SQS triggers: queue logical id and batch size.
+    pub sqs_events: Vec<(String, u16)>,
+    /// HTTP API triggers: method and path.
+    pub http_events: Vec<(String, String)>,
+    /// Schedules: event name and expression.
+    pub schedules: Vec<(String, String)>,
+}
+
+/// Everything the local stack needs from the template.
+#[derive(Debug, Clone, Default)]
+pub struct Template {
+    /// Queues.
+    pub queues: Vec<QueueDef>,
+    /// Tables.
+    pub tables: Vec<TableDef>,
+    /// Buckets.
+    pub buckets: Vec<BucketDef>,
+    /// Functions.
+    pub functions: Vec<FunctionDef>,
+}
+
+/// The template could not be read or has a shape this reader does not know.
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    /// Unreadable file.
+    #[error("cannot read {path}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    /// Not YAML.
+    #[error("template.yaml is not valid YAML")]
+    Yaml(#[from] serde_norway::Error),
+    /// A resource lacks what the local stack needs.
+    #[error("template.yaml: {resource}: {problem}")]
+    Shape { resource: String, problem: String },
+}
+
+impl Template {
+    /// Reads and interprets a template file.
+    pub fn load(path: &Path) -> Result<Self, TemplateError> {
+        let text = std::fs::read_to_string(path).map_err(|source| TemplateError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text)
+    }
+
+    /// Interprets template text.
+    pub fn parse(text: &str) -> Result<Self, TemplateError> {
+        let root: Value = serde_norway::from_str(text)?;
+        let globals = root.get("Globals").and_then(|g| g.get("Function"));
+        let global_env = env_of(globals);
+        let mut template = Template::default();
+        let Some(resources) = root.get("Resources").and_then(Value::as_mapping) else {
+            return Ok(template);
+        };
+        for (id, resource) in resources {
+            let id = id.as_str().unwrap_or_default().to_owned();
+            let props = resource.get("Properties");
+            let shape = |problem: &str| TemplateError::Shape {
+                resource: id.clone(),
+                problem: problem.to_owned(),
+            };
+            match resource.get("Type").and_then(Value::as_str) {
+                Some("AWS::SQS::Queue") => {
+                    let props = props.ok_or_else(|| shape("has no Properties"))?;
+                    let name = props
+                        .get("QueueName")
+                        .map(reference)
+                        .ok_or_else(|| shape("needs a QueueName"))?;
+                    let redrive = props.get("RedrivePolicy").map(|policy| {
+                        let dlq = match policy.get("deadLetterTargetArn").map(reference) {
+                            Some(Reference::GetAtt(dlq, _)) => Ok(dlq),
+                            _ => Err(shape(
+                                "RedrivePolicy.deadLetterTargetArn must be !GetAtt <Queue>.Arn",
+                            )),
+                        }?;
+                        let max = policy.get("maxReceiveCount").and_then(as_u64).unwrap_or(5);
+                        Ok::<_, TemplateError>((dlq, max))
+                    });
+                    template.queues.push(QueueDef {
+                        logical_id: id.clone(),
+                        name,
+                        fifo: props
+                            .get("FifoQueue")
+                            .and_then(Value::as_bool)
+                            .unwrap_or(false),
+                        content_based_deduplication: props
+                            .get("ContentBasedDeduplication")
+                            .and_then(Value::as_bool)
+                            .unwrap_or(false),
+                        visibility_timeout: props.get("VisibilityTimeout").and_then(as_u64),
+                        redrive: redrive.transpose()?,
+                    });
+                }
+                Some("AWS::DynamoDB::Table") => {
+                    let props = props.ok_or_else(|| shape("has no Properties"))?;
+                    let pairs = |v: Option<&Value>, a: &str, b: &str| -> Vec<(String, String)> {
+                        v.and_then(Value::as_sequence)
+                            .map(|seq| {
+                                seq.iter()
+                                    .map(|e| (str_of(e.get(a)), str_of(e.get(b))))
+                                    .collect()
+                            })
+                            .unwrap_or_default()
+                    };
+                    let global_indexes = props
+                        .get("GlobalSecondaryIndexes")
+                        .and_then(Value::as_sequence)
+                        .map(|seq| {
+                            seq.iter()
+                                .map(|gsi| {
+                                    (
+                                        str_of(gsi.get("IndexName")),
+                                        pairs(gsi.get("KeySchema"), "AttributeName", "KeyType"),
+                                    )
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    let ttl = props.get("TimeToLiveSpecification");
+                    template.tables.push(TableDef {
+                        logical_id: id.clone(),
+                        name: props
+                            .get("TableName")
+                            .map(reference)
+                            .ok_or_else(|| shape("needs a TableName"))?,
+                        attributes: pairs(
+                            props.get("AttributeDefinitions"),
+                            "AttributeName",
+                            "AttributeType",
+                        ),
+                        key_schema: pairs(props.get("KeySchema"), "AttributeName", "KeyType"),
+                        global_indexes,
+                        ttl_attribute: ttl
+                            .filter(|t| t.get("Enabled").and_then(Value::as_bool).unwrap_or(false))
+                            .map(|t| str_of(t.get("AttributeName"))),
+                    });
+                }
+                Some("AWS::S3::Bucket") => {
+                    let name = props
+                        .and_then(|p| p.get("BucketName"))
+                        .map(reference)
+                        .ok_or_else(|| shape("needs a BucketName"))?;
+                    template.buckets.push(BucketDef {
+                        logical_id: id.clone(),
+                        name,
+                    });
+                }
+                Some("AWS::Serverless::Function") => {
+                    let binary = resource
+                        .get("Metadata")
+                        .and_then(|m| m.get("BuildProperties"))
+                        .and_then(|b| b.get("Binary"))
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| shape("needs Metadata.BuildProperties.Binary"))?
+                        .to_owned();
+                    let mut environment = global_env.clone();
+                    environment.extend(env_of(props));
+                    let mut function = FunctionDef {
+                        logical_id: id.clone(),
+                        binary,
+                        environment,
+                        sqs_events: Vec::new(),
+                        http_events: Vec::new(),
+                        schedules: Vec::new(),
+                    };
+                    let events = props
+                        .and_then(|p| p.get("Events"))
+                        .and_then(Value::as_mapping);
+                    for (name, event) in events.into_iter().flatten() {
+                        let ep = event.get("Properties");
+                        let field = |k: &str| ep.and_then(|p| p.get(k));
+                        match event.get("Type").and_then(Value::as_str) {
+                            Some("SQS") => match field("Queue").map(reference) {
+                                Some(Reference::GetAtt(queue, _)) => {
+                                    let batch = field("BatchSize").and_then(as_u64).unwrap_or(10);
+                                    function
+                                        .sqs_events
+                                        .push((queue, u16::try_from(batch).unwrap_or(10)));
+                                }
+                                _ => {
+                                    return Err(shape(
+                                        "an SQS event's Queue must be !GetAtt <Queue>.Arn",
+                                    ));
+                                }
+                            },
+                            Some("HttpApi") => {
+                                function.http_events.push((
+                                    str_of(field("Method")).to_uppercase(),
+                                    str_of(field("Path")),
+                                ));
+                            }
+                            Some("ScheduleV2" | "Schedule") => {
+                                function.schedules.push((
+                                    name.as_str().unwrap_or_default().to_owned(),
+                                    str_of(field("ScheduleExpression")),
+                                ));
+                            }
+                            _ => {}
+                        }
+                    }
+                    template.functions.push(function);
+                }
+                _ => {}
+            }
+        }
+        Ok(template)
+    }
+
+    /// The function consuming a queue, if any.
+    pub fn consumer_of(&self, queue_logical_id: &str) -> Option<&FunctionDef> {
+        self.functions
+            .iter()
+            .find(|f| f.sqs_events.iter().any(|(q, _)| q == queue_logical_id))
+    }
+}
+
+fn env_of(section: Option<&Value>) -> BTreeMap<String, Reference> {
+    section
+        .and_then(|s| s.get("Environment"))
+        .and_then(|e| e.get("Variables"))
+        .and_then(Value::as_mapping)
+        .map(|vars| {
+            vars.iter()
+                .map(|(k, v)| (k.as_str().unwrap_or_default().to_owned(), reference(v)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn reference(value: &Value) -> Reference {
+    match value {
+        Value::Tagged(tagged) => {
+            let inner = match &tagged.value {
+                Value::String(s) => s.clone(),
+                Value::Sequence(seq) => seq
+                    .iter()
+                    .map(|v| str_of(Some(v)))
+                    .collect::<Vec<_>>()
+                    .join("."),
+                other => str_of(Some(other)),
+            };
+            match tagged.tag.to_string().trim_start_matches('!') {
+                "Ref" => Reference::Ref(inner),
+                "GetAtt" => {
+                    let (resource, attribute) =
+                        inner.split_once('.').unwrap_or((inner.as_str(), "Arn"));
+                    Reference::GetAtt(resource.to_owned(), attribute.to_owned())
+                }
+                "Sub" => Reference::Sub(inner),
+                _ => Reference::Literal(inner),
+            }
+        }
+        Value::Mapping(map) if map.len() == 1 => {
+            let Some((key, inner)) = map.iter().next().map(|(k, v)| (str_of(Some(k)), v)) else {
+                return Reference::Literal(String::new());
+            };
+            match key.as_str() {
+                "Ref" => Reference::Ref(str_of(Some(inner))),
+                "Fn::Sub" => Reference::Sub(str_of(Some(inner))),
+                "Fn::GetAtt" => {
+                    reference(&Value::Tagged(Box::new(serde_norway::value::TaggedValue {
+                        tag: serde_norway::value::Tag::new("GetAtt"),
+                        value: inner.clone(),
+                    })))
+                }
+                _ => Reference::Literal(String::new()),
+            }
+        }
+        other => Reference::Literal(str_of(Some(other))),
+    }
+}
+
+fn str_of(value: Option<&Value>) -> String {
+    match value {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) => n.to_string(),
+        Some(Value::Bool(b)) => b.to_string(),
+        _ => String::new(),
+    }
+}
+
+fn as_u64(value: &Value) -> Option<u64> {
+    value
+        .as_u64()
+        .or_else(|| value.as_str().and_then(|s| s.parse().ok()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_projects_template_is_understood() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
+        let template = Template::load(&path).expect("template.yaml parses");
+        let inbound = template
+            .queues
+            .iter()
+            .find(|q| q.logical_id == "InboundQueue")
+            .expect("inbound queue");
+        assert!(inbound.fifo);
+        assert_eq!(inbound.redrive, Some(("InboundDLQ".to_owned(), 5)));
+        assert_eq!(
+            inbound.name,
+            Reference::Sub("${AWS::StackName}-inbound.fifo".into())
+        );
+        let webhook = template
+            .functions
+            .iter()
+            .find(|f| f.binary == "whatsapp-webhook")
+            .expect("webhook");
+        assert!(
+            webhook
+                .http_events
+                .contains(&("POST".to_owned(), "/whatsapp/webhook".to_owned()))
+        );
+        assert_eq!(
+            webhook.environment.get("INBOUND_QUEUE_URL"),
+            Some(&Reference::Ref("InboundQueue".into()))
+        );
+    }
+}

@@ -1,0 +1,3 @@
+//! Port implementations on AWS services.
+
+pub mod sqs;

@@ -1,0 +1,495 @@
+//! The connector's own configuration: one typed document (DAM field map, routing rules, alert windows,
+//! template names, business numbers and their purpose), validated at cold start. A file locally,
+//! an SSM parameter in AWS.
+
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::path::PathBuf;
+
+/// The whole document.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectorConfig {
+    /// The WhatsApp side.
+    pub whatsapp: WhatsAppSettings,
+    /// The Orange Logic side.
+    pub dam: DamSettings,
+    /// Where incoming content goes.
+    pub routing: Routing,
+    /// When rights-expiry alerts fire.
+    pub alerts: Alerts,
+}
+
+/// WhatsApp numbers and templates.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WhatsAppSettings {
+    /// Business phone numbers and what each is for.
+    pub business_numbers: Vec<BusinessNumber>,
+    /// Approved message templates by the connector's use for them.
+    pub templates: BTreeMap<TemplateUse, TemplateRef>,
+}
+
+/// One registered business phone number.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BusinessNumber {
+    /// Meta's phone number id (digits).
+    pub phone_number_id: String,
+    /// What the connector uses it for.
+    pub purposes: Vec<Purpose>,
+    /// The campaign content sent to this number is tagged with (UGC numbers).
+    #[serde(default)]
+    pub campaign: Option<String>,
+}
+
+/// What a business number is used for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Purpose {
+    /// Outbound alerts and review requests (flows 1, 3, 4, 7).
+    Notifications,
+    /// Field teams' media (flow 2).
+    FieldIngest,
+    /// Sales and support sharing (flow 5).
+    Sharing,
+    /// Customer and ambassador submissions (flow 6).
+    UgcIntake,
+}
+
+/// The template uses the flows need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TemplateUse {
+    /// Flow 1.
+    ReviewRequest,
+    /// Flow 2 and 6 receipts outside the service window.
+    Receipt,
+    /// Flow 3.
+    RightsExpiry,
+    /// Flow 4.
+    CampaignRollout,
+    /// Flow 5.
+    AssetShare,
+    /// Flow 7.
+    IssueAlert,
+}
+
+/// An approved template.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateRef {
+    /// Template name as approved in WhatsApp Manager.
+    pub name: String,
+    /// Language code (`en`, `en_US`).
+    pub language: String,
+}
+
+/// DAM field names and values of this Orange Logic instance.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DamSettings {
+    /// Each concept the connector uses, mapped to the instance's field name.
+    pub field_map: BTreeMap<DamConcept, String>,
+    /// The status values that drive the flows.
+    pub status_values: StatusValues,
+    /// Fields an asset must have filled before review (flow 7 alerts otherwise).
+    #[serde(default)]
+    pub required_fields: Vec<String>,
+}
+
+/// A DAM concept the connector reads or writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DamConcept {
+    /// Workflow status.
+    Status,
+    /// Owner's WhatsApp-linked identity.
+    Owner,
+    /// Approvers.
+    Approvers,
+    /// Campaign.
+    Campaign,
+    /// Usage rights summary.
+    UsageRights,
+    /// Rights expiry date.
+    ExpiryDate,
+    /// Licence end date.
+    LicenceEnd,
+    /// Project tag.
+    ProjectTag,
+    /// Region.
+    Region,
+    /// Brand-compliance flag.
+    BrandCompliance,
+    /// Append-only comment log.
+    Comments,
+    /// Review deadline.
+    ReviewDeadline,
+}
+
+impl DamConcept {
+    /// Every concept; the field map must name each one.
+    pub const ALL: [Self; 12] = [
+        Self::Status,
+        Self::Owner,
+        Self::Approvers,
+        Self::Campaign,
+        Self::UsageRights,
+        Self::ExpiryDate,
+        Self::LicenceEnd,
+        Self::ProjectTag,
+        Self::Region,
+        Self::BrandCompliance,
+        Self::Comments,
+        Self::ReviewDeadline,
+    ];
+}
+
+/// Status values as this instance spells them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusValues {
+    /// Flow 1 trigger.
+    pub ready_for_review: String,
+    /// Approved.
+    pub approved: String,
+    /// Flow 7 trigger.
+    pub rejected: String,
+    /// Flow 7 trigger.
+    #[serde(default)]
+    pub blocked: Option<String>,
+}
+
+/// Routing of incoming content.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Routing {
+    /// Field media (flow 2).
+    pub field_ingest: FieldIngestRouting,
+    /// UGC (flow 6).
+    pub ugc: UgcRouting,
+}
+
+/// Where field media lands.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldIngestRouting {
+    /// Folder for media whose project tag matches no rule.
+    pub default_folder: String,
+    /// First match wins.
+    #[serde(default)]
+    pub rules: Vec<RoutingRule>,
+}
+
+/// One routing rule.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoutingRule {
+    /// Project tag pattern; a trailing `*` matches any suffix.
+    pub project_tag: String,
+    /// Target folder.
+    pub folder: String,
+    /// Optional DAM workflow to start.
+    #[serde(default)]
+    pub workflow: Option<String>,
+}
+
+/// Where UGC lands.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UgcRouting {
+    /// Moderation folder.
+    pub moderation_folder: String,
+}
+
+/// Rights-expiry alerting.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Alerts {
+    /// Days before expiry at which owners and legal hear about it, e.g. `[30, 7, 1]`.
+    pub expiry_windows_days: Vec<u32>,
+}
+
+/// A document that cannot be used, with every problem named by its key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectorConfigError {
+    /// The source could not be read.
+    #[error("cannot read the connector configuration")]
+    Read(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The document does not parse; `key` is the path to the bad value.
+    #[error("connector configuration: `{key}`: {problem}")]
+    Syntax { key: String, problem: String },
+    /// The document parses but breaks rules.
+    #[error("connector configuration: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<ConfigIssue>),
+}
+
+/// One rule broken at one key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigIssue {
+    /// Dotted path, e.g. `routing.field_ingest.rules[1].folder`.
+    pub key: String,
+    /// What is wrong.
+    pub problem: String,
+}
+
+impl fmt::Display for ConfigIssue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}`: {}", self.key, self.problem)
+    }
+}
+
+impl ConnectorConfig {
+    /// Parses YAML (JSON is YAML too) and validates.
+    pub fn parse(text: &str) -> Result<Self, ConnectorConfigError> {
+        let deserializer = serde_norway::Deserializer::from_str(text);
+        let config: Self = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let key = e.path().to_string();
+            ConnectorConfigError::Syntax {
+                key,
+                problem: e.into_inner().to_string(),
+            }
+        })?;
+        let issues = config.issues();
+        if issues.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConnectorConfigError::Invalid(issues))
+        }
+    }
+
+    /// The business number configured for `purpose`, if any.
+    pub fn number_for(&self, purpose: Purpose) -> Option<&BusinessNumber> {
+        self.whatsapp
+            .business_numbers
+            .iter()
+            .find(|n| n.purposes.contains(&purpose))
+    }
+
+    fn issues(&self) -> Vec<ConfigIssue> {
+        let mut issues = Vec::new();
+        let mut issue = |key: String, problem: &str| {
+            issues.push(ConfigIssue {
+                key,
+                problem: problem.to_owned(),
+            })
+        };
+
+        if self.whatsapp.business_numbers.is_empty() {
+            issue(
+                "whatsapp.business_numbers".into(),
+                "must list at least one number",
+            );
+        }
+        let mut seen = HashSet::new();
+        for (i, number) in self.whatsapp.business_numbers.iter().enumerate() {
+            let key = format!("whatsapp.business_numbers[{i}]");
+            if number.phone_number_id.is_empty()
+                || !number.phone_number_id.bytes().all(|b| b.is_ascii_digit())
+            {
+                issue(
+                    format!("{key}.phone_number_id"),
+                    "must be Meta's numeric phone number id",
+                );
+            }
+            if !seen.insert(&number.phone_number_id) {
+                issue(format!("{key}.phone_number_id"), "is listed twice");
+            }
+            if number.purposes.is_empty() {
+                issue(format!("{key}.purposes"), "must name at least one purpose");
+            }
+            if number.purposes.contains(&Purpose::UgcIntake)
+                && number.campaign.as_deref().is_none_or(str::is_empty)
+            {
+                issue(
+                    format!("{key}.campaign"),
+                    "is required for a ugc_intake number",
+                );
+            }
+        }
+        for (usage, template) in &self.whatsapp.templates {
+            let key = format!("whatsapp.templates.{}", snake(usage));
+            let valid_name = !template.name.is_empty()
+                && template
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            if !valid_name {
+                issue(
+                    format!("{key}.name"),
+                    "must be lowercase letters, digits and underscores",
+                );
+            }
+            let valid_language = matches!(template.language.len(), 2 | 3 | 5 | 6)
+                && template
+                    .language
+                    .bytes()
+                    .all(|b| b.is_ascii_alphabetic() || b == b'_');
+            if !valid_language {
+                issue(
+                    format!("{key}.language"),
+                    "must be a WhatsApp language code such as en or en_US",
+                );
+            }
+        }
+        for concept in DamConcept::ALL {
+            match self.dam.field_map.get(&concept) {
+                None => issue(format!("dam.field_map.{}", snake(&concept)), "is missing"),
+                Some(field) if field.trim().is_empty() => {
+                    issue(format!("dam.field_map.{}", snake(&concept)), "is empty")
+                }
+                Some(_) => {}
+            }
+        }
+        let statuses = &self.dam.status_values;
+        for (name, value) in [
+            ("ready_for_review", &statuses.ready_for_review),
+            ("approved", &statuses.approved),
+            ("rejected", &statuses.rejected),
+        ] {
+            if value.trim().is_empty() {
+                issue(format!("dam.status_values.{name}"), "is empty");
+            }
+        }
+        if self.routing.field_ingest.default_folder.trim().is_empty() {
+            issue("routing.field_ingest.default_folder".into(), "is empty");
+        }
+        for (i, rule) in self.routing.field_ingest.rules.iter().enumerate() {
+            let key = format!("routing.field_ingest.rules[{i}]");
+            let pattern = rule
+                .project_tag
+                .strip_suffix('*')
+                .unwrap_or(&rule.project_tag);
+            if rule.project_tag.is_empty() || pattern.contains('*') {
+                issue(
+                    format!("{key}.project_tag"),
+                    "must be a tag, optionally ending in one *",
+                );
+            }
+            if rule.folder.trim().is_empty() {
+                issue(format!("{key}.folder"), "is empty");
+            }
+        }
+        if self.routing.ugc.moderation_folder.trim().is_empty() {
+            issue("routing.ugc.moderation_folder".into(), "is empty");
+        }
+        let windows = &self.alerts.expiry_windows_days;
+        if windows.is_empty() || windows.contains(&0) {
+            issue(
+                "alerts.expiry_windows_days".into(),
+                "must list whole days greater than zero",
+            );
+        }
+        if windows.iter().collect::<HashSet<_>>().len() != windows.len() {
+            issue("alerts.expiry_windows_days".into(), "lists a window twice");
+        }
+        issues
+    }
+}
+
+/// The name a unit enum variant has in the document.
+fn snake<T: Serialize>(value: &T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// Where the document lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectorConfigLocation {
+    /// An SSM Parameter Store parameter, in AWS.
+    SsmParameter(String),
+    /// A file, in the local stack.
+    File(PathBuf),
+}
+
+impl ConnectorConfigLocation {
+    /// Reads `CONNECTOR_CONFIG_PARAMETER`, else `CONNECTOR_CONFIG_FILE`.
+    pub fn from_env<F: Fn(&str) -> Option<String>>(env: &mut crate::config::Env<F>) -> Self {
+        if let Some(name) = env.optional("CONNECTOR_CONFIG_PARAMETER") {
+            Self::SsmParameter(name)
+        } else if let Some(path) = env.optional("CONNECTOR_CONFIG_FILE") {
+            Self::File(path.into())
+        } else {
+            env.required("CONNECTOR_CONFIG_PARAMETER or CONNECTOR_CONFIG_FILE");
+            Self::File(PathBuf::new())
+        }
+    }
+
+    /// Fetches and validates the document; called once per cold start.
+    pub async fn load(
+        &self,
+        aws: &aws_config::SdkConfig,
+    ) -> Result<ConnectorConfig, ConnectorConfigError> {
+        let text = match self {
+            Self::File(path) => std::fs::read_to_string(path)
+                .map_err(|e| ConnectorConfigError::Read(Box::new(e)))?,
+            Self::SsmParameter(name) => aws_sdk_ssm::Client::new(aws)
+                .get_parameter()
+                .name(name)
+                .with_decryption(true)
+                .send()
+                .await
+                .map_err(|e| ConnectorConfigError::Read(Box::new(e)))?
+                .parameter
+                .and_then(|p| p.value)
+                .ok_or_else(|| ConnectorConfigError::Read("the parameter has no value".into()))?,
+        };
+        ConnectorConfig::parse(&text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = include_str!("../../local/connector.yaml");
+
+    #[test]
+    fn the_local_sample_is_valid() {
+        let config = ConnectorConfig::parse(SAMPLE).expect("the shipped sample validates");
+        assert!(config.number_for(Purpose::FieldIngest).is_some());
+        assert_eq!(config.alerts.expiry_windows_days, [30, 7, 1]);
+    }
+
+    #[test]
+    fn a_typo_names_its_key() {
+        let text = SAMPLE.replace("moderation_folder:", "moderaton_folder:");
+        let err = ConnectorConfig::parse(&text).expect_err("typo").to_string();
+        assert!(
+            err.contains("routing.ugc") && err.contains("moderaton_folder"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_wrong_type_names_its_key() {
+        let text = SAMPLE.replace(
+            "expiry_windows_days: [30, 7, 1]",
+            "expiry_windows_days: [30, soon]",
+        );
+        let err = ConnectorConfig::parse(&text).expect_err("type").to_string();
+        assert!(err.contains("alerts.expiry_windows_days[1]"), "{err}");
+    }
+
+    #[test]
+    fn every_broken_rule_is_reported_with_its_key() {
+        let text = SAMPLE
+            .replace(
+                "expiry_windows_days: [30, 7, 1]",
+                "expiry_windows_days: [30, 0]",
+            )
+            .replace("    project_tag: CoreField.ProjectTag\n", "");
+        let ConnectorConfigError::Invalid(issues) =
+            ConnectorConfig::parse(&text).expect_err("invalid")
+        else {
+            panic!("expected validation issues");
+        };
+        let keys: Vec<&str> = issues.iter().map(|i| i.key.as_str()).collect();
+        assert!(keys.contains(&"dam.field_map.project_tag"), "{keys:?}");
+        assert!(keys.contains(&"alerts.expiry_windows_days"), "{keys:?}");
+    }
+}

@@ -1,0 +1,3 @@
+//! The connector's pure domain: no AWS, no HTTP, only rules and values.
+
+pub mod inbound;

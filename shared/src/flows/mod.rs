@@ -1,0 +1,3 @@
+//! Flows: the business steps, orchestrating ports. Functions call one flow per event.
+
+pub mod accept_webhook;

@@ -1,0 +1,363 @@
+//! Splits a webhook notification into queue items without losing any: every entry, every change,
+//! every message, status and error. Parsing borrows from the body and keeps each item's raw JSON.
+
+use crate::domain::inbound::{ENVELOPE_VERSION, InboundItem, InboundKind};
+use crate::pseudonym::Pseudonymizer;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+
+/// The only `object` the Cloud API sends.
+pub const WHATSAPP_OBJECT: &str = "whatsapp_business_account";
+
+/// A notification, split.
+#[derive(Debug, Default)]
+pub struct Split {
+    /// Items to enqueue, in notification order.
+    pub items: Vec<InboundItem>,
+    /// Parts deliberately ignored (other objects or webhook fields), for the log line.
+    pub ignored: Vec<String>,
+}
+
+/// The body is not a JSON notification at all.
+#[derive(Debug, thiserror::Error)]
+#[error("the webhook body is not a JSON notification")]
+pub struct EnvelopeError(#[source] serde_json::Error);
+
+#[derive(Deserialize)]
+struct Notification<'a> {
+    #[serde(borrow, default)]
+    object: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    entry: Option<Vec<Entry<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct Entry<'a> {
+    #[serde(borrow, default)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    changes: Option<Vec<Change<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct Change<'a> {
+    #[serde(borrow, default)]
+    field: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    value: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct MessagesValue<'a> {
+    #[serde(borrow, default)]
+    metadata: Option<Metadata<'a>>,
+    #[serde(borrow, default)]
+    contacts: Option<Vec<&'a RawValue>>,
+    #[serde(borrow, default)]
+    messages: Option<Vec<&'a RawValue>>,
+    #[serde(borrow, default)]
+    statuses: Option<Vec<&'a RawValue>>,
+    #[serde(borrow, default)]
+    errors: Option<Vec<&'a RawValue>>,
+}
+
+#[derive(Deserialize)]
+struct Metadata<'a> {
+    #[serde(borrow, default)]
+    phone_number_id: Option<Cow<'a, str>>,
+}
+
+/// The ids of a message, status or contact; absent ones stay `None`.
+#[derive(Deserialize, Default)]
+struct Ids<'a> {
+    #[serde(borrow, default)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    status: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    from: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    from_user_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    from_parent_user_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    recipient_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    recipient_user_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    parent_recipient_user_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    wa_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    user_id: Option<Cow<'a, str>>,
+}
+
+impl<'a> Ids<'a> {
+    fn of(raw: &'a RawValue) -> Self {
+        // An item that is not an object keeps no ids; it is still queued, keyed by its digest.
+        serde_json::from_str(raw.get()).unwrap_or_default()
+    }
+
+    /// The user a message or status is about: the business-scoped id when Meta sends one
+    /// (phone numbers may be absent for username users), else the phone number.
+    fn user(&self) -> Option<&str> {
+        self.from_parent_user_id
+            .as_deref()
+            .or(self.from_user_id.as_deref())
+            .or(self.parent_recipient_user_id.as_deref())
+            .or(self.recipient_user_id.as_deref())
+            .or(self.from.as_deref())
+            .or(self.recipient_id.as_deref())
+    }
+}
+
+/// Splits `body`; `received_at_ms` stamps every item.
+pub fn split(
+    body: &[u8],
+    pseudonyms: &Pseudonymizer,
+    received_at_ms: i64,
+) -> Result<Split, EnvelopeError> {
+    let notification: Notification<'_> = serde_json::from_slice(body).map_err(EnvelopeError)?;
+    let mut split = Split::default();
+    let object = notification.object.as_deref().unwrap_or("");
+    if object != WHATSAPP_OBJECT {
+        split.ignored.push(format!("object {object:?}"));
+        return Ok(split);
+    }
+    for entry in notification.entry.unwrap_or_default() {
+        for change in entry.changes.unwrap_or_default() {
+            let field = change.field.as_deref().unwrap_or("");
+            let value = match (field, change.value) {
+                ("messages", Some(value)) => value,
+                _ => {
+                    split.ignored.push(format!("field {field:?}"));
+                    continue;
+                }
+            };
+            let value: MessagesValue<'_> = match serde_json::from_str(value.get()) {
+                Ok(value) => value,
+                Err(_) => {
+                    split
+                        .ignored
+                        .push("a messages change whose value is not an object".to_owned());
+                    continue;
+                }
+            };
+            let ctx = ItemContext {
+                pseudonyms,
+                received_at_ms,
+                waba_id: entry.id.as_deref(),
+                phone_number_id: value
+                    .metadata
+                    .as_ref()
+                    .and_then(|m| m.phone_number_id.as_deref()),
+            };
+            let contacts: Vec<(Ids<'_>, &RawValue)> = value
+                .contacts
+                .unwrap_or_default()
+                .into_iter()
+                .map(|raw| (Ids::of(raw), raw))
+                .collect();
+            for raw in value.messages.unwrap_or_default() {
+                let ids = Ids::of(raw);
+                let contact = contacts
+                    .iter()
+                    .find(|(c, _)| same_user(&ids, c))
+                    .map(|(_, raw)| *raw);
+                let key = ids.id.as_deref().map(str::to_owned);
+                split
+                    .items
+                    .push(ctx.item(InboundKind::Message, key, &ids, raw, contact));
+            }
+            for raw in value.statuses.unwrap_or_default() {
+                let ids = Ids::of(raw);
+                let key = ids
+                    .id
+                    .as_deref()
+                    .map(|id| format!("{id}:{}", ids.status.as_deref().unwrap_or("")));
+                split
+                    .items
+                    .push(ctx.item(InboundKind::Status, key, &ids, raw, None));
+            }
+            for raw in value.errors.unwrap_or_default() {
+                split
+                    .items
+                    .push(ctx.item(InboundKind::Error, None, &Ids::default(), raw, None));
+            }
+        }
+    }
+    Ok(split)
+}
+
+fn same_user(message: &Ids<'_>, contact: &Ids<'_>) -> bool {
+    let by_phone = matches!((&message.from, &contact.wa_id), (Some(a), Some(b)) if a == b);
+    let by_user = matches!((&message.from_user_id, &contact.user_id), (Some(a), Some(b)) if a == b);
+    by_phone || by_user
+}
+
+struct ItemContext<'c> {
+    pseudonyms: &'c Pseudonymizer,
+    received_at_ms: i64,
+    waba_id: Option<&'c str>,
+    phone_number_id: Option<&'c str>,
+}
+
+impl ItemContext<'_> {
+    fn item(
+        &self,
+        kind: InboundKind,
+        key: Option<String>,
+        ids: &Ids<'_>,
+        raw: &RawValue,
+        contact: Option<&RawValue>,
+    ) -> InboundItem {
+        // Items without an id of their own are keyed by where they came from and what they say.
+        let key = key.unwrap_or_else(|| {
+            let scope = self.phone_number_id.unwrap_or("");
+            format!(
+                "{kind:?}:{}",
+                crate::crypto::sha256_hex(&[scope.as_bytes(), b"\n", raw.get().as_bytes()])
+            )
+        });
+        InboundItem {
+            v: ENVELOPE_VERSION,
+            kind,
+            key,
+            user: ids.user().map(|u| self.pseudonyms.pseudonym(u)),
+            phone_number_id: self.phone_number_id.map(str::to_owned),
+            waba_id: self.waba_id.map(str::to_owned),
+            received_at_ms: self.received_at_ms,
+            item: raw.to_owned(),
+            contact: contact.map(RawValue::to_owned),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secrets::Secret;
+
+    fn pseudonyms() -> Pseudonymizer {
+        Pseudonymizer::new(&Secret::new("test-key"))
+    }
+
+    fn split_str(body: &str) -> Split {
+        split(body.as_bytes(), &pseudonyms(), 1_767_225_600_000).expect("json")
+    }
+
+    const TWO_ENTRIES: &str = r#"{"object":"whatsapp_business_account","entry":[
+      {"id":"W1","changes":[{"field":"messages","value":{"messaging_product":"whatsapp",
+        "metadata":{"display_phone_number":"15551230000","phone_number_id":"P1"},
+        "contacts":[{"profile":{"name":"Ana"},"wa_id":"447700900001"},{"profile":{"name":"Bo"},"wa_id":"447700900002"}],
+        "messages":[{"from":"447700900001","id":"wamid.A","timestamp":"1","type":"text","text":{"body":"a"}},
+                    {"from":"447700900002","id":"wamid.B","timestamp":"2","type":"text","text":{"body":"b"}}]}}]},
+      {"id":"W2","changes":[
+        {"field":"messages","value":{"metadata":{"phone_number_id":"P2"},
+          "contacts":[{"profile":{"name":"Cy"},"wa_id":"447700900003"}],
+          "messages":[{"from":"447700900003","id":"wamid.C","timestamp":"3","type":"image","image":{"id":"m1"}}]}},
+        {"field":"messages","value":{"metadata":{"phone_number_id":"P2"},
+          "statuses":[{"id":"wamid.OUT","status":"sent","timestamp":"4","recipient_id":"447700900001"},
+                      {"id":"wamid.OUT","status":"delivered","timestamp":"5","recipient_id":"447700900001"}]}}]}]}"#;
+
+    #[test]
+    fn every_message_and_status_of_every_entry_becomes_an_item() {
+        let split = split_str(TWO_ENTRIES);
+        let keys: Vec<&str> = split.items.iter().map(|i| i.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "wamid.A",
+                "wamid.B",
+                "wamid.C",
+                "wamid.OUT:sent",
+                "wamid.OUT:delivered"
+            ]
+        );
+        assert_eq!(split.items[2].phone_number_id.as_deref(), Some("P2"));
+        assert_eq!(split.items[2].waba_id.as_deref(), Some("W2"));
+    }
+
+    #[test]
+    fn each_message_carries_its_own_senders_contact() {
+        let split = split_str(TWO_ENTRIES);
+        let contact = split.items[1].contact.as_ref().expect("matched").get();
+        assert!(contact.contains("Bo"), "{contact}");
+    }
+
+    #[test]
+    fn a_users_messages_and_statuses_share_one_group_and_no_clear_number() {
+        let split = split_str(TWO_ENTRIES);
+        assert_eq!(split.items[0].group_id(), split.items[3].group_id());
+        assert_ne!(split.items[0].group_id(), split.items[1].group_id());
+        assert!(
+            split
+                .items
+                .iter()
+                .all(|i| !i.group_id().contains("4477009"))
+        );
+    }
+
+    #[test]
+    fn business_scoped_user_ids_win_over_phone_numbers() {
+        let body = r#"{"object":"whatsapp_business_account","entry":[{"id":"W","changes":[{"field":"messages",
+          "value":{"metadata":{"phone_number_id":"P"},"messages":[
+            {"from_user_id":"US.1349","id":"wamid.U","timestamp":"1","type":"text","text":{"body":"hi"}}]}}]}]}"#;
+        let split = split_str(body);
+        assert_eq!(split.items[0].user, Some(pseudonyms().pseudonym("US.1349")));
+    }
+
+    #[test]
+    fn system_errors_are_kept_and_keyed_by_content() {
+        let body = r#"{"object":"whatsapp_business_account","entry":[{"id":"W","changes":[{"field":"messages",
+          "value":{"metadata":{"phone_number_id":"P"},"errors":[{"code":130429,"title":"Rate limit hit"}]}}]}]}"#;
+        let first = split_str(body);
+        let again = split_str(body);
+        assert_eq!(first.items.len(), 1);
+        assert_eq!(first.items[0].kind, InboundKind::Error);
+        assert_eq!(first.items[0].key, again.items[0].key);
+        assert_eq!(first.items[0].group_id(), "business-P");
+    }
+
+    #[test]
+    fn other_objects_and_fields_are_ignored_on_purpose() {
+        let other = split_str(r#"{"object":"page","entry":[]}"#);
+        assert!(other.items.is_empty());
+        assert_eq!(other.ignored, [r#"object "page""#]);
+        let field = split_str(
+            r#"{"object":"whatsapp_business_account","entry":[{"id":"W","changes":[
+              {"field":"message_template_status_update","value":{"event":"APPROVED"}}]}]}"#,
+        );
+        assert!(field.items.is_empty());
+        assert_eq!(field.ignored, [r#"field "message_template_status_update""#]);
+    }
+
+    #[test]
+    fn odd_shapes_never_panic_and_never_drop_a_message() {
+        for body in [
+            "{}",
+            "[]",
+            r#"{"object":"whatsapp_business_account"}"#,
+            r#"{"object":"whatsapp_business_account","entry":[{"changes":[{"field":"messages","value":7}]}]}"#,
+            r#"{"object":"whatsapp_business_account","entry":[{"changes":[{"field":"messages","value":{"messages":[5]}}]}]}"#,
+        ] {
+            let result = split(body.as_bytes(), &pseudonyms(), 0);
+            if let Ok(split) = result {
+                if body.contains("[5]") {
+                    assert_eq!(split.items.len(), 1, "the odd message is still queued");
+                }
+            }
+        }
+        assert!(split(b"not json", &pseudonyms(), 0).is_err());
+    }
+
+    #[test]
+    fn items_keep_metas_exact_bytes() {
+        let body = r#"{"object":"whatsapp_business_account","entry":[{"id":"W","changes":[{"field":"messages",
+          "value":{"metadata":{"phone_number_id":"P"},"messages":[
+            {"from":"1","id":"wamid.E","type":"text","text":{"body":"caf\u00e9 https:\/\/x"}}]}}]}]}"#;
+        let item = &split_str(body).items[0];
+        assert!(item.item.get().contains(r"caf\u00e9 https:\/\/x"));
+    }
+}

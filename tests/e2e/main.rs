@@ -1,0 +1,4 @@
+//! End-to-end tests: the real handlers on the local stack (moto, HTTP front, queue runner).
+
+mod queue_runner;
+mod whatsapp_webhook;

@@ -1,0 +1,130 @@
+use e2e::{TestEnv, VERIFY_TOKEN, signed_body};
+use shared::domain::inbound::{InboundItem, InboundKind};
+
+#[tokio::test]
+async fn a_signed_webhook_puts_every_item_on_the_inbound_queue_exactly_once() {
+    let env = TestEnv::start().await;
+    let meta = env.meta();
+    let (body, signature) = signed_body("whatsapp-webhook/signed-post.json");
+
+    assert_eq!(
+        meta.deliver_with(body.as_bytes(), Some(&signature))
+            .await
+            .expect("post"),
+        200
+    );
+    assert_eq!(
+        env.queue_depth("InboundQueue").await,
+        5,
+        "3 messages and 2 statuses across 2 entries"
+    );
+
+    // Meta redelivers: FIFO deduplication keeps one copy of each item.
+    assert_eq!(
+        meta.deliver_with(body.as_bytes(), Some(&signature))
+            .await
+            .expect("post"),
+        200
+    );
+    assert_eq!(env.queue_depth("InboundQueue").await, 5);
+
+    let (bad_body, bad_signature) = signed_body("whatsapp-webhook/bad-signature.json");
+    assert_eq!(
+        meta.deliver_with(bad_body.as_bytes(), Some(&bad_signature))
+            .await
+            .expect("post"),
+        401
+    );
+    assert_eq!(
+        meta.deliver_with(body.as_bytes(), None)
+            .await
+            .expect("post"),
+        401
+    );
+    assert_eq!(
+        env.queue_depth("InboundQueue").await,
+        5,
+        "refused posts add nothing"
+    );
+
+    let items: Vec<InboundItem> = env
+        .receive_all("InboundQueue")
+        .await
+        .iter()
+        .map(|b| serde_json::from_str(b).expect("an inbound envelope"))
+        .collect();
+    let messages = items
+        .iter()
+        .filter(|i| i.kind == InboundKind::Message)
+        .count();
+    let statuses = items
+        .iter()
+        .filter(|i| i.kind == InboundKind::Status)
+        .count();
+    assert_eq!((messages, statuses), (3, 2));
+    assert!(items.iter().all(|i| {
+        i.user
+            .as_ref()
+            .is_some_and(|u| !u.as_str().contains("4477009"))
+    }));
+}
+
+#[tokio::test]
+async fn the_same_message_in_two_differently_batched_posts_is_queued_once() {
+    let env = TestEnv::start().await;
+    let meta = env.meta();
+    let post = |ids: &[&str]| {
+        let messages: Vec<String> = ids
+            .iter()
+            .map(|id| format!(r#"{{"from":"447700900123","id":"{id}","timestamp":"1","type":"text","text":{{"body":"hi"}}}}"#))
+            .collect();
+        format!(
+            r#"{{"object":"whatsapp_business_account","entry":[{{"id":"W","changes":[{{"field":"messages","value":{{"messaging_product":"whatsapp","metadata":{{"display_phone_number":"15551230000","phone_number_id":"109876543210987"}},"messages":[{}]}}}}]}}]}}"#,
+            messages.join(",")
+        )
+    };
+    assert_eq!(
+        meta.deliver(post(&["wamid.1", "wamid.2"]).as_bytes())
+            .await
+            .expect("post"),
+        200
+    );
+    assert_eq!(
+        meta.deliver(post(&["wamid.3", "wamid.2"]).as_bytes())
+            .await
+            .expect("post"),
+        200
+    );
+    assert_eq!(env.queue_depth("InboundQueue").await, 3);
+}
+
+#[tokio::test]
+async fn the_subscription_handshake_answers_meta_only_with_the_right_token() {
+    let env = TestEnv::start().await;
+    let meta = env.meta();
+    assert_eq!(
+        meta.handshake(VERIFY_TOKEN, "1158201444")
+            .await
+            .expect("get"),
+        (200, "1158201444".to_owned())
+    );
+    assert_eq!(
+        meta.handshake("guessed", "1158201444")
+            .await
+            .expect("get")
+            .0,
+        403
+    );
+}
+
+#[tokio::test]
+async fn other_objects_are_acknowledged_and_ignored() {
+    let env = TestEnv::start().await;
+    let status = env
+        .meta()
+        .deliver(br#"{"object":"page","entry":[{"id":"1","changes":[]}]}"#)
+        .await
+        .expect("post");
+    assert_eq!(status, 200);
+    assert_eq!(env.queue_depth("InboundQueue").await, 0);
+}

@@ -1,0 +1,128 @@
+//! `TestEnv`: one moto per test process, and a fresh local stack (its own resource names) per test.
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use local::stack::{LocalStack, Options};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// The local app secret, verify token and paths the stack uses (`local/secrets.json`).
+pub const APP_SECRET: &str = "local-app-secret-change-me";
+/// See [`APP_SECRET`].
+pub const VERIFY_TOKEN: &str = "local-verify-token";
+
+static MOTO: OnceLock<String> = OnceLock::new();
+static STACKS: AtomicUsize = AtomicUsize::new(0);
+
+/// A started local stack for one test.
+#[derive(Debug)]
+pub struct TestEnv {
+    /// The stack.
+    pub stack: LocalStack,
+}
+
+fn moto_endpoint() -> &'static str {
+    MOTO.get_or_init(|| match std::env::var("MOTO_ENDPOINT") {
+        Ok(endpoint) => endpoint,
+        Err(_) => local::moto::start_for_process(std::process::id())
+            .unwrap_or_else(|e| panic!("cannot start moto: {e:#}")),
+    })
+}
+
+impl TestEnv {
+    /// Starts a stack with names no other test uses.
+    pub async fn start() -> Self {
+        let n = STACKS.fetch_add(1, Ordering::SeqCst);
+        let name = format!("t{}-{n}", std::process::id());
+        let stack = LocalStack::start(moto_endpoint(), Options::new(name))
+            .await
+            .unwrap_or_else(|e| panic!("local stack: {e:#}"));
+        Self { stack }
+    }
+
+    /// The WhatsApp webhook as Meta calls it.
+    pub fn meta(&self) -> local::whatsapp_meta::MetaWebhookSender {
+        local::whatsapp_meta::MetaWebhookSender::new(
+            self.stack.url("/whatsapp/webhook"),
+            APP_SECRET,
+        )
+    }
+
+    /// Messages on a queue (visible and in flight), by logical id.
+    pub async fn queue_depth(&self, queue: &str) -> usize {
+        let url = self
+            .stack
+            .resources
+            .queue_url(queue)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let attributes = self
+            .stack
+            .sqs()
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("queue attributes: {e}"))
+            .attributes
+            .unwrap_or_default();
+        [
+            QueueAttributeName::ApproximateNumberOfMessages,
+            QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+        ]
+        .iter()
+        .map(|a| {
+            attributes
+                .get(a)
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(0)
+        })
+        .sum()
+    }
+
+    /// Receives every visible message of a queue (bodies), hiding them for a minute.
+    pub async fn receive_all(&self, queue: &str) -> Vec<String> {
+        let url = self
+            .stack
+            .resources
+            .queue_url(queue)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut bodies = Vec::new();
+        loop {
+            let batch = self
+                .stack
+                .sqs()
+                .receive_message()
+                .queue_url(url)
+                .max_number_of_messages(10)
+                .visibility_timeout(60)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("receive: {e}"))
+                .messages
+                .unwrap_or_default();
+            if batch.is_empty() {
+                return bodies;
+            }
+            bodies.extend(batch.into_iter().filter_map(|m| m.body));
+        }
+    }
+}
+
+/// A file of `events/`, relative to the workspace root.
+pub fn event_file(path: &str) -> String {
+    let full = local::moto::workspace_root().join("events").join(path);
+    std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{}: {e}", full.display()))
+}
+
+/// The body and signature header of an API Gateway event file.
+pub fn signed_body(path: &str) -> (String, String) {
+    let event: serde_json::Value =
+        serde_json::from_str(&event_file(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let body = event["body"].as_str().unwrap_or_default().to_owned();
+    let signature = event["headers"]["x-hub-signature-256"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    (body, signature)
+}
