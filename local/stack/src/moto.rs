@@ -16,8 +16,10 @@ pub struct Moto {
 
 /// The workspace root (where `template.yaml` and `.venv` live).
 pub fn workspace_root() -> PathBuf {
+    // This crate lives in `local/stack`.
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
+        .ancestors()
+        .nth(2)
         .map(Path::to_path_buf)
         .unwrap_or_default()
 }

@@ -366,7 +366,7 @@ mod tests {
 
     #[test]
     fn the_projects_template_is_understood() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../template.yaml");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml");
         let template = Template::load(&path).expect("template.yaml parses");
         let inbound = template
             .queues
