@@ -52,22 +52,43 @@ fn payloads() -> Vec<(String, Vec<u8>)> {
     payloads
 }
 
-/// Median time per call over `rounds` rounds of `iterations` calls.
-fn measure(iterations: u32, rounds: usize, mut f: impl FnMut()) -> Duration {
-    for _ in 0..iterations {
-        f();
+/// CPU time this thread has run, from the scheduler's own accounting: unlike wall-clock time, it
+/// does not grow while the thread waits for a core on a busy machine.
+fn thread_cpu_time() -> Duration {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|ns| ns.parse().ok()))
+        .map(Duration::from_nanos)
+        .unwrap_or_else(|| START.with(Instant::elapsed))
+}
+
+thread_local! {
+    static START: Instant = Instant::now();
+}
+
+/// Median CPU time per call of `a` and of `b`, measured in alternating rounds of about 100 ms each
+/// (far above the scheduler's accounting granularity) so both see the same machine state.
+fn measure_pair(rounds: usize, mut a: impl FnMut(), mut b: impl FnMut()) -> (Duration, Duration) {
+    let started = Instant::now();
+    let mut calibration = 0_u32;
+    while started.elapsed() < Duration::from_millis(50) {
+        a();
+        calibration += 1;
     }
-    let mut samples: Vec<Duration> = (0..rounds)
-        .map(|_| {
-            let start = Instant::now();
-            for _ in 0..iterations {
-                f();
-            }
-            start.elapsed() / iterations
-        })
-        .collect();
-    samples.sort();
-    samples[rounds / 2]
+    let iterations = calibration.max(1) * 2;
+    let round = |f: &mut dyn FnMut()| {
+        let start = thread_cpu_time();
+        for _ in 0..iterations {
+            f();
+        }
+        (thread_cpu_time() - start) / iterations
+    };
+    round(&mut b);
+    let (mut xs, mut ys): (Vec<Duration>, Vec<Duration>) =
+        (0..rounds).map(|_| (round(&mut a), round(&mut b))).unzip();
+    xs.sort();
+    ys.sort();
+    (xs[rounds / 2], ys[rounds / 2])
 }
 
 fn main() {
@@ -77,15 +98,18 @@ fn main() {
     let (mut edge_total, mut floor_total) = (Duration::ZERO, Duration::ZERO);
     for (name, body) in payloads() {
         let header = keys.sign(&body).unwrap();
-        let edge = measure(2_000, 15, || {
-            verify(&keys, Some(header.as_bytes()), false, black_box(&body)).unwrap();
-            let items = split(black_box(&body), &pseudonyms, 0).unwrap().items;
-            black_box(batch_entries(&items).unwrap());
-        });
-        let floor = measure(2_000, 15, || {
-            verify(&keys, Some(header.as_bytes()), false, black_box(&body)).unwrap();
-            black_box(serde_json::from_slice::<serde_json::Value>(black_box(&body)).unwrap());
-        });
+        let (edge, floor) = measure_pair(
+            11,
+            || {
+                verify(&keys, Some(header.as_bytes()), false, black_box(&body)).unwrap();
+                let items = split(black_box(&body), &pseudonyms, 0).unwrap().items;
+                black_box(batch_entries(&items).unwrap());
+            },
+            || {
+                verify(&keys, Some(header.as_bytes()), false, black_box(&body)).unwrap();
+                black_box(serde_json::from_slice::<serde_json::Value>(black_box(&body)).unwrap());
+            },
+        );
         let items = split(&body, &pseudonyms, 0).unwrap().items.len();
         edge_total += edge;
         floor_total += floor;
