@@ -8,3 +8,4 @@ pub mod handshake;
 pub mod media;
 pub mod messages;
 pub mod signature;
+pub mod webhook_types;
