@@ -14,6 +14,7 @@ use shared::whatsapp::media::{ExpectedMedia, MediaCaps, MediaError};
 use shared::whatsapp::messages::*;
 use shared::whatsapp::signature::{self, AppSecretKeys};
 use shared::whatsapp::webhook_types::{Notification, StatusKind};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use whatsapp_sim::{Limits, SimConfig, Simulator, TemplateDef};
@@ -21,26 +22,32 @@ use whatsapp_sim::{Limits, SimConfig, Simulator, TemplateDef};
 const TOKEN: &str = "sim-access-token";
 const USER: &str = "447700900123";
 
+type ReceiverState = (
+    Arc<Mutex<Vec<Notification>>>,
+    AppSecretKeys,
+    Arc<AtomicUsize>,
+);
+
 /// A webhook receiver that checks Meta's signature and keeps every notification.
 struct Receiver {
     url: String,
     received: Arc<Mutex<Vec<Notification>>>,
+    /// Answers 500 to this many POSTs first (an endpoint that is briefly down).
+    refuse_first: Arc<AtomicUsize>,
     _task: tokio::task::JoinHandle<()>,
 }
 
 impl Receiver {
     async fn start() -> Self {
         let received = Arc::new(Mutex::new(Vec::new()));
+        let refuse_first = Arc::new(AtomicUsize::new(0));
         let keys = AppSecretKeys::new(&[Secret::new(APP_SECRET)]);
-        let state = (Arc::clone(&received), keys);
+        let state = (Arc::clone(&received), keys, Arc::clone(&refuse_first));
         let app = axum::Router::new()
             .route(
                 "/hook",
                 axum::routing::post(
-                    |State((received, keys)): State<(
-                        Arc<Mutex<Vec<Notification>>>,
-                        AppSecretKeys,
-                    )>,
+                    |State((received, keys, refuse_first)): State<ReceiverState>,
                      headers: HeaderMap,
                      body: Bytes| async move {
                         let header = headers
@@ -48,6 +55,12 @@ impl Receiver {
                             .map(|v| v.as_bytes());
                         if signature::verify(&keys, header, false, &body).is_err() {
                             return StatusCode::UNAUTHORIZED;
+                        }
+                        let refused = refuse_first
+                            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                            .is_ok();
+                        if refused {
+                            return StatusCode::INTERNAL_SERVER_ERROR;
                         }
                         match Notification::parse(&body) {
                             Ok(n) => {
@@ -70,6 +83,7 @@ impl Receiver {
         Self {
             url,
             received,
+            refuse_first,
             _task: task,
         }
     }
@@ -701,4 +715,169 @@ async fn a_refused_delivery_is_retried_with_backoff_then_dropped() {
         ]
     );
     assert_eq!(env.queue_depth("InboundQueue").await, 0);
+}
+
+#[tokio::test]
+async fn batching_puts_several_items_in_one_post_and_out_of_order_reverses_them() {
+    let receiver = Receiver::start().await;
+    let sim = sim_with(|c| {
+        c.callback_url = Some(receiver.url.clone());
+        c.delivery.batch_size = 10;
+        c.delivery.gather_window = Duration::from_millis(200);
+    })
+    .await;
+    let user = sim.user(USER);
+    let ids: Vec<String> = ["one", "two", "three"]
+        .iter()
+        .map(|t| user.send_text(t))
+        .collect();
+    sim.idle().await;
+    let received = receiver.received.lock().expect("lock").clone();
+    assert_eq!(received.len(), 1, "one POST");
+    let batched: Vec<String> = received[0].messages().map(|(m, _)| m.id.clone()).collect();
+    assert_eq!(batched, ids);
+    assert_eq!(sim.deliveries()[0].items, 3);
+
+    let receiver = Receiver::start().await;
+    let sim = sim_with(|c| {
+        c.callback_url = Some(receiver.url.clone());
+        c.delivery.out_of_order = true;
+        c.delivery.gather_window = Duration::from_millis(200);
+    })
+    .await;
+    let user = sim.user(USER);
+    let first = user.send_text("first");
+    let second = user.send_text("second");
+    sim.idle().await;
+    let received = receiver.received.lock().expect("lock").clone();
+    let order: Vec<String> = received
+        .iter()
+        .flat_map(|n| n.messages().map(|(m, _)| m.id.clone()).collect::<Vec<_>>())
+        .collect();
+    assert_eq!(received.len(), 2, "one item per POST");
+    assert_eq!(order, [second, first]);
+}
+
+#[tokio::test]
+async fn a_refused_delivery_is_redelivered_until_the_endpoint_accepts_it() {
+    let receiver = Receiver::start().await;
+    receiver.refuse_first.store(2, Ordering::SeqCst);
+    let sim = sim_with(|c| {
+        c.callback_url = Some(receiver.url.clone());
+        c.delivery.retry_delay = Duration::from_millis(10);
+    })
+    .await;
+    let id = sim.user(USER).send_text("are you there?");
+    sim.idle().await;
+    let attempts: Vec<(u32, Option<u16>)> = sim
+        .deliveries()
+        .iter()
+        .map(|d| (d.attempt, d.status))
+        .collect();
+    assert_eq!(attempts, [(1, Some(500)), (2, Some(500)), (3, Some(200))]);
+    let received = receiver.received.lock().expect("lock").clone();
+    assert_eq!(received.len(), 1);
+    assert_eq!(
+        received[0].messages().next().map(|(m, _)| m.id.clone()),
+        Some(id)
+    );
+}
+
+#[tokio::test]
+async fn a_username_user_without_a_phone_is_reached_by_business_scoped_id() {
+    let receiver = Receiver::start().await;
+    let sim = sim_with(|c| c.callback_url = Some(receiver.url.clone())).await;
+    let bsuid = "US.13491208655302741918";
+    let user = sim.user(bsuid);
+    user.set_username("ana.designs");
+    user.send_text("hi from a username");
+    let receipt = client(&sim, TOKEN)
+        .send(&OutgoingMessage::text(
+            Recipient::user_id(bsuid).expect("bsuid"),
+            "hello",
+        ))
+        .await
+        .expect("inside the window");
+    assert_eq!(
+        (receipt.user_id.as_deref(), receipt.wa_id.as_deref()),
+        (Some(bsuid), None)
+    );
+    sim.idle().await;
+    let received = receiver.received.lock().expect("lock").clone();
+    let (message, contact) = received[0].messages().next().expect("message");
+    assert_eq!(
+        (message.from.as_deref(), message.sender_key()),
+        (None, Some(bsuid))
+    );
+    let contact = contact.expect("matched by user id");
+    assert_eq!(
+        contact.profile.as_ref().and_then(|p| p.username.as_deref()),
+        Some("ana.designs")
+    );
+    let statuses: Vec<_> = received
+        .iter()
+        .flat_map(|n| n.statuses().cloned().collect::<Vec<_>>())
+        .collect();
+    assert_eq!(statuses.len(), 3);
+    assert!(
+        statuses
+            .iter()
+            .all(|s| s.recipient_id.is_none() && s.recipient_user_id.as_deref() == Some(bsuid))
+    );
+}
+
+#[tokio::test]
+async fn the_control_and_read_apis_show_each_users_conversation() {
+    let sim = sim_with(|_| {}).await;
+    let http = reqwest::Client::new();
+    let answer: Value = http
+        .post(format!("{}/sim/users/{USER}/messages", sim.base_url()))
+        .json(&json!({"type": "text", "body": "<b>hello</b>"}))
+        .send()
+        .await
+        .expect("post")
+        .json()
+        .await
+        .expect("json");
+    let inbound = answer["id"].as_str().expect("wamid").to_owned();
+    client(&sim, TOKEN)
+        .send(&OutgoingMessage::text(to(), "Thanks, noted"))
+        .await
+        .expect("window open");
+    sim.idle().await;
+
+    let conversations: Value = http
+        .get(format!("{}/sim/conversations", sim.base_url()))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    let lines = conversations["users"][USER]["lines"]
+        .as_array()
+        .expect("lines");
+    assert_eq!(lines.len(), 2);
+    assert_eq!(
+        (lines[0]["direction"].clone(), lines[0]["id"].clone()),
+        (json!("in"), json!(inbound))
+    );
+    assert_eq!(
+        (lines[1]["summary"].clone(), lines[1]["status"].clone()),
+        (json!("Thanks, noted"), json!("read"))
+    );
+
+    let page = http
+        .get(format!("{}/sim", sim.base_url()))
+        .send()
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("html");
+    assert!(
+        page.contains("&lt;b&gt;hello&lt;/b&gt;") && !page.contains("<b>hello"),
+        "escaped"
+    );
+    assert!(page.contains("Thanks, noted"));
 }
