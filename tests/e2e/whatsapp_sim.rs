@@ -881,3 +881,25 @@ async fn the_control_and_read_apis_show_each_users_conversation() {
     );
     assert!(page.contains("Thanks, noted"));
 }
+
+#[tokio::test]
+async fn an_unreachable_graph_is_a_retryable_transport_error() {
+    // Bind then drop a listener: nothing answers on that port any more.
+    let port = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let mut config = shared::whatsapp::client::GraphApiConfig::meta("109876543210987");
+    config.base_url = format!("http://127.0.0.1:{port}");
+    let client = WhatsAppClient::new(config, Secret::new(TOKEN)).expect("client");
+    let error = api_error(client.send(&OutgoingMessage::text(to(), "hi")).await);
+    assert!(matches!(error, ApiError::Transport(_)), "{error:?}");
+    assert_eq!(
+        error.class(),
+        ErrorClass::Retryable {
+            backoff: Backoff::Exponential
+        }
+    );
+}
