@@ -903,3 +903,18 @@ async fn an_unreachable_graph_is_a_retryable_transport_error() {
         }
     );
 }
+
+#[tokio::test]
+async fn a_graph_outage_is_retryable_and_the_retry_goes_through() {
+    let sim = sim_with(|_| {}).await;
+    let client = client(&sim, TOKEN);
+    sim.fail_next_requests(1);
+    let message = template("hello_world", "en_US", &[]);
+    let error = api_error(client.send(&message).await);
+    assert!(
+        matches!(error, ApiError::Graph { status: 500, .. }),
+        "{error:?}"
+    );
+    assert_eq!((error.code(), error.is_retryable()), (Some(131_000), true));
+    client.send(&message).await.expect("the retry is accepted");
+}

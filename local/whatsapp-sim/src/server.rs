@@ -267,6 +267,11 @@ impl Simulator {
         }
     }
 
+    /// The next `n` message requests fail with HTTP 500 and code 131000, as during a Graph outage.
+    pub fn fail_next_requests(&self, n: u32) {
+        self.inner.world().outage_requests = n;
+    }
+
     /// The next download URL handed out is already expired (the client must fetch a fresh one).
     pub fn expire_next_download_url(&self) {
         self.inner.world().expire_next_url = true;
@@ -553,6 +558,17 @@ async fn send_message(
 fn accept(inner: &Shared, body: &Value) -> Result<Value, SimGraphError> {
     let now = Instant::now();
     let mut world = inner.world();
+    if world.outage_requests > 0 {
+        world.outage_requests -= 1;
+        return Err(SimGraphError {
+            status: 500,
+            ..SimGraphError::new(
+                131_000,
+                "Something went wrong",
+                "Message failed to send due to an unknown error.",
+            )
+        });
+    }
     world.take_throughput(now)?;
     if body.get("status").is_some() {
         let id = body["message_id"].as_str().unwrap_or_default();

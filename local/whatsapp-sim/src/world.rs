@@ -374,6 +374,8 @@ pub struct World {
     pub templates: Vec<TemplateDef>,
     /// The next download URL handed out is already expired (to exercise the client's refetch).
     pub expire_next_url: bool,
+    /// This many coming message requests fail with a 500 and code 131000 (a Graph outage).
+    pub outage_requests: u32,
     /// Inbound wamids (for mark-as-read).
     pub inbound: HashMap<String, String>,
     /// Outbound wamids → user key.
@@ -392,6 +394,7 @@ impl World {
             tickets: HashMap::new(),
             templates,
             expire_next_url: false,
+            outage_requests: 0,
             inbound: HashMap::new(),
             outbound: HashMap::new(),
             limits,
