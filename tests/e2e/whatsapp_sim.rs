@@ -6,6 +6,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use e2e::{APP_SECRET, TestEnv};
 use serde_json::{Value, json};
+use shared::domain::inbound::{InboundItem, InboundKind};
 use shared::error::Retryable;
 use shared::secrets::Secret;
 use shared::whatsapp::client::{SendError, SendReceipt, WhatsAppClient};
@@ -687,6 +688,33 @@ async fn simulator_webhooks_reach_the_inbound_queue_through_the_real_webhook_fun
     assert!(deliveries.iter().any(|d| d.duplicate));
     // 4 user messages + sent, delivered, read of the business message; duplicates removed.
     assert_eq!(env.queue_depth("InboundQueue").await, 7);
+    let items: Vec<InboundItem> = env
+        .receive_all("InboundQueue")
+        .await
+        .iter()
+        .map(|b| serde_json::from_str(b).expect("an inbound envelope"))
+        .collect();
+    let count = |kind: InboundKind| items.iter().filter(|i| i.kind == kind).count();
+    assert_eq!(
+        (count(InboundKind::Message), count(InboundKind::Status)),
+        (4, 3)
+    );
+    assert!(
+        items
+            .iter()
+            .all(|i| i.phone_number_id.as_deref() == Some("109876543210987"))
+    );
+    let users: std::collections::HashSet<_> = items.iter().map(|i| i.user.clone()).collect();
+    assert_eq!(
+        users.len(),
+        1,
+        "messages and statuses of one user share one pseudonym"
+    );
+    assert!(
+        items
+            .iter()
+            .all(|i| i.user.as_ref().is_some_and(|u| !u.as_str().contains(USER)))
+    );
 }
 
 #[tokio::test]

@@ -172,10 +172,9 @@ impl WhatsAppClient {
             .post_json(&self.messages_path(), &body)
             .await
             .map_err(SendError::Api)?;
-        let status = 200;
         let first = response.messages.into_iter().next().ok_or_else(|| {
             SendError::Api(ApiError::UnexpectedBody {
-                status,
+                status: 200,
                 source: serde::de::Error::custom("no message id in the response"),
             })
         })?;
