@@ -635,6 +635,19 @@ async fn the_simulator_accepts_all_fifty_send_examples_of_the_spec() {
             .as_str()
             .is_some_and(|d| d.contains("extra"))
     );
+    let wrong_product =
+        json!({"messaging_product": "sms", "to": "1", "type": "text", "text": {"body": "x"}});
+    let answer: Value = http
+        .post(&url)
+        .bearer_auth(TOKEN)
+        .json(&wrong_product)
+        .send()
+        .await
+        .expect("post")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(answer["error"]["code"], 100);
 }
 
 #[tokio::test]

@@ -570,6 +570,11 @@ fn accept(inner: &Shared, body: &Value) -> Result<Value, SimGraphError> {
         });
     }
     world.take_throughput(now)?;
+    if body["messaging_product"] != "whatsapp" {
+        return Err(SimGraphError::invalid(
+            "messaging_product must be \"whatsapp\"",
+        ));
+    }
     if body.get("status").is_some() {
         let id = body["message_id"].as_str().unwrap_or_default();
         let Some(key) = world.inbound.get(id).cloned() else {
