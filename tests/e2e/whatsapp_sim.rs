@@ -425,6 +425,33 @@ async fn uploaded_media_streams_back_verified_and_an_expired_url_is_fetched_agai
         .expect("refetched");
     assert_eq!((downloaded.url_fetches, sink.len()), (2, pdf.len()));
 
+    // The download URL itself needs the token and dies with time.
+    let info = client.media_info(&media_id).await.expect("info");
+    let http = reqwest::Client::new();
+    let status = |r: reqwest::Response| r.status().as_u16();
+    assert_eq!(status(http.get(&info.url).send().await.expect("get")), 401);
+    assert_eq!(
+        status(
+            http.get(&info.url)
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .expect("get")
+        ),
+        200
+    );
+    sim.expire_download_urls();
+    assert_eq!(
+        status(
+            http.get(&info.url)
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .expect("get")
+        ),
+        404
+    );
+
     let upload = client
         .upload_media(b"MZ".to_vec(), "application/x-msdownload", "a.exe")
         .await;
