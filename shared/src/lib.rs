@@ -1,7 +1,9 @@
 //! The Orange Logic ⇄ WhatsApp connector's library.
 //!
-//! `domain` and `whatsapp` are pure (no AWS, no network) and hold the rules; `flows` orchestrate the
-//! `ports`; `adapters` implement the ports on AWS; `lambda` is the glue shared by every function.
+//! `domain` is pure (no AWS, no network) and holds the rules; `whatsapp` holds the webhook edge's pure
+//! functions, the typed webhook payloads and the Cloud API client (the only module here that calls
+//! Graph); `flows` orchestrate the `ports`; `adapters` implement the ports on AWS; `lambda` is the glue
+//! shared by every function.
 
 pub mod adapters;
 pub mod aws;

@@ -2,4 +2,5 @@
 
 mod aws_sources;
 mod queue_runner;
+mod whatsapp_sim;
 mod whatsapp_webhook;

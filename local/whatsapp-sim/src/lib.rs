@@ -1,0 +1,15 @@
+//! A WhatsApp Cloud API simulator on loopback. It checks request bodies against Meta's OpenAPI spec
+//! (with written errata), answers with Meta's errors (190, 100, 130429, 131056, 132000, 132001,
+//! 131009), fails free-form messages outside the 24-hour window asynchronously (131047), serves
+//! media through expiring URLs that need the token, and plays simulated users whose messages and
+//! delivery statuses reach the callback URL as signed webhooks.
+
+pub mod delivery;
+pub mod multipart;
+pub mod server;
+pub mod spec;
+pub mod world;
+
+pub use delivery::DeliverySwitches;
+pub use server::{SimConfig, SimError, SimUser, Simulator};
+pub use world::{Limits, TemplateDef};
