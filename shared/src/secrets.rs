@@ -182,7 +182,7 @@ mod tests {
     #[test]
     fn a_short_pseudonym_key_is_refused_by_name() {
         let raw = GOOD.replace("0123456789abcdef0123456789abcdef", "short");
-        let err = ConnectorSecrets::from_json(&raw).err().expect("refused");
+        let err = ConnectorSecrets::from_json(&raw).expect_err("refused");
         assert_eq!(
             err.to_string(),
             "connector secret `pseudonym_key` must be at least 32 characters"
@@ -205,8 +205,7 @@ mod tests {
     fn an_unknown_key_is_refused_without_echoing_values() {
         let raw = GOOD.replace("\"vt\"", "\"vt\",\"typo_key\":\"hunter2\"");
         let err = ConnectorSecrets::from_json(&raw)
-            .err()
-            .expect("refused")
+            .expect_err("refused")
             .to_string();
         assert!(
             err.contains("typo_key") && !err.contains("hunter2"),
