@@ -602,3 +602,100 @@ async fn a_hundred_thousand_generated_assets_can_be_scanned() {
         scanned.as_millis()
     );
 }
+
+#[tokio::test]
+async fn the_sample_seed_file_loads_folders_and_assets() {
+    let sim = sim(SimConfig::default()).await;
+    let loaded = sim
+        .seed_file(&local::moto::workspace_root().join("local/orange-logic-seed.json"))
+        .expect("seed");
+    assert_eq!(loaded, 3);
+    let pages: Vec<_> = client(&sim)
+        .search(SearchQuery {
+            query: "CoreField.DocSubType:Campaign-Package".into(),
+            fields: vec!["RecordID".into(), "Custom.Approvers".into()],
+            per_page: 10,
+            sort: None,
+        })
+        .try_collect()
+        .await
+        .expect("search");
+    assert_eq!(pages[0].items.len(), 1);
+    assert_eq!(
+        pages[0].items[0]["Custom.Approvers"],
+        "approver-1|approver-2"
+    );
+}
+
+/// A subscriber answering 503 `failures` times, then 200; records the event ids it saw.
+async fn flaky_subscriber(
+    failures: usize,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::sync::{Arc, Mutex};
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let record = Arc::clone(&seen);
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: String| {
+            let record = Arc::clone(&record);
+            async move {
+                let event: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+                let mut seen = record.lock().unwrap_or_else(|e| e.into_inner());
+                seen.push(
+                    event["events"][0]["eventId"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_owned(),
+                );
+                if seen.len() > failures {
+                    axum::http::StatusCode::OK
+                } else {
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, seen)
+}
+
+#[tokio::test]
+async fn webhooks_are_retried_with_the_same_event_id_up_to_five_times() {
+    let config = SimConfig {
+        webhook_retry_delay: Duration::from_millis(5),
+        ..SimConfig::default()
+    };
+    let sim = sim(config).await;
+    let (url, seen) = flaky_subscriber(3).await;
+    sim.subscribe(orange_logic_sim::WebhookTarget {
+        url,
+        header: "x-dam-webhook-secret".into(),
+        secret: "s".into(),
+    });
+    let id = sim.add_asset(&[("CoreField.Title", "A")]);
+    sim.edit(&id, "CoreField.Title", "B").expect("edit");
+    assert!(sim.wait_for_webhooks(Duration::from_secs(10)).await);
+    let seen = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    // Created: 3 refusals then success; edited: success at once.
+    assert_eq!(seen.len(), 5, "{seen:?}");
+    assert!(seen[..4].iter().all(|e| *e == seen[0]), "{seen:?}");
+    assert_ne!(seen[4], seen[0], "each change has its own event id");
+
+    let (url, seen) = flaky_subscriber(usize::MAX).await;
+    sim.subscribe(orange_logic_sim::WebhookTarget {
+        url,
+        header: "x-dam-webhook-secret".into(),
+        secret: "s".into(),
+    });
+    sim.edit(&id, "CoreField.Title", "C").expect("edit");
+    assert!(sim.wait_for_webhooks(Duration::from_secs(10)).await);
+    assert_eq!(
+        seen.lock().unwrap_or_else(|e| e.into_inner()).len(),
+        6,
+        "one attempt and five retries, then given up"
+    );
+}
