@@ -346,3 +346,38 @@ async fn the_dam_webhook_answers_fast() {
     // Generous: moto and a loaded 2-core machine are far slower than SQS in Lambda.
     assert!(p50 < Duration::from_secs(1), "{p50:?}");
 }
+
+#[tokio::test]
+async fn approving_a_campaign_package_reaches_the_review_and_campaign_flows() {
+    let dam = Dam::start().await;
+    let id = dam.sim.add_asset(&[
+        ("CoreField.Title", "Summer campaign package"),
+        ("CoreField.Photographer", "Studio 4"),
+        ("Custom.Campaign", "SUMMER26"),
+        ("CoreField.DocSubType", "Campaign-Package"),
+        ("CoreField.Status", "Ready for Review"),
+        ("CoreField.ExpirationDate", "2027-06-30T00:00:00"),
+    ]);
+    dam.settle().await;
+    dam.sim
+        .edit(&id, "CoreField.Status", "Approved")
+        .expect("edit");
+    dam.settle().await;
+    // One FIFO message group per asset: read once, in order, at the end.
+    assert_eq!(
+        kinds(&dam.flow_events("ReviewQueue").await),
+        ["ready_for_review", "approved"]
+    );
+    let campaign = dam.flow_events("CampaignQueue").await;
+    assert_eq!(kinds(&campaign), ["campaign_package_approved"]);
+    assert_eq!(campaign[0]["campaign"], "SUMMER26");
+
+    dam.sim
+        .edit(&id, "CoreField.ExpirationDate", "2027-03-31T00:00:00")
+        .expect("edit");
+    dam.settle().await;
+    let rights = dam.flow_events("RightsExpiryQueue").await;
+    assert_eq!(kinds(&rights), ["expiry_changed"]);
+    assert_eq!(rights[0]["expiry"], "2027-03-31T00:00:00");
+    assert!(dam.flow_events("IssueAlertQueue").await.is_empty());
+}

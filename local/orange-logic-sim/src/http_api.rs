@@ -247,6 +247,7 @@ fn token(inner: &Inner, params: &Params) -> Response {
 
 fn search(inner: &Inner, path: &str, params: &Params) -> Response {
     let json_format = wants_json(params);
+    let started = Instant::now();
     lock(&inner.stats).searches += 1;
     let query = match Query::parse(param(params, "query").unwrap_or("")) {
         Ok(query) => query,
@@ -316,7 +317,8 @@ fn search(inner: &Inner, path: &str, params: &Params) -> Response {
             .finish();
         json!({"href": format!("{}{path}?{query}", inner.base_url), "rel": "next"})
     });
-    let mut global = json!({"TotalCount": total, "QueryDurationMilliseconds": 1});
+    let mut global = json!({"TotalCount": total,
+                            "QueryDurationMilliseconds": started.elapsed().as_millis() as u64});
     if let Some(next) = next {
         global["NextPage"] = next;
     }
