@@ -159,6 +159,11 @@ async fn search_streams_every_page_up_to_the_last() {
     ids.dedup();
     assert_eq!(ids.len(), 250, "no item twice, none missing");
     assert_eq!(sim.stats().searches, 3);
+    assert_eq!(
+        sim.stats().next_pages_followed,
+        2,
+        "pages 2 and 3 came from NextPage.href"
+    );
 
     let filtered = SearchQuery {
         query: "Custom.Campaign:SUMMER26".into(),

@@ -248,7 +248,13 @@ fn token(inner: &Inner, params: &Params) -> Response {
 fn search(inner: &Inner, path: &str, params: &Params) -> Response {
     let json_format = wants_json(params);
     let started = Instant::now();
-    lock(&inner.stats).searches += 1;
+    {
+        let mut stats = lock(&inner.stats);
+        stats.searches += 1;
+        if param(params, "continuation").is_some() {
+            stats.next_pages_followed += 1;
+        }
+    }
     let query = match Query::parse(param(params, "query").unwrap_or("")) {
         Ok(query) => query,
         Err(error) => {
@@ -311,7 +317,9 @@ fn search(inner: &Inner, path: &str, params: &Params) -> Response {
             })
             .cloned()
             .collect();
+        next.retain(|(k, _)| !k.eq_ignore_ascii_case("continuation"));
         next.push(("pagenumber".into(), (page + 1).to_string()));
+        next.push(("continuation".into(), random_hex(8)));
         let query = form_urlencoded::Serializer::new(String::new())
             .extend_pairs(next)
             .finish();

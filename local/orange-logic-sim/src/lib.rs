@@ -141,6 +141,8 @@ pub struct Stats {
     pub statuses: BTreeMap<u16, usize>,
     /// Search calls served.
     pub searches: usize,
+    /// Search calls made by following a `NextPage.href` (they carry its continuation token).
+    pub next_pages_followed: usize,
     /// Largest upload received, bytes.
     pub largest_upload: u64,
 }

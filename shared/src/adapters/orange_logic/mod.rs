@@ -18,6 +18,9 @@ use std::time::Duration;
 /// One record (asset or search item): field name → value as Orange Logic sent it.
 pub type Record = Map<String, Value>;
 
+/// The Search API endpoint.
+const SEARCH_PATH: &str = "/API/Search/v4.0/Search";
+
 /// Search v4.0 serves at most this many items per page (third-party reports; kept safe).
 pub const MAX_PER_PAGE: u8 = 100;
 
@@ -342,58 +345,94 @@ impl OrangeLogicClient {
         query: SearchQuery,
     ) -> impl Stream<Item = Result<SearchPage, OrangeLogicError>> + Send + '_ {
         let per_page = query.per_page.clamp(1, MAX_PER_PAGE);
-        let first = Some(1_u32);
-        futures::stream::try_unfold(first, move |next| {
-            let query = query.clone();
-            async move {
-                let Some(number) = next else {
-                    return Ok(None);
-                };
-                let mut params = vec![
-                    ("query".to_owned(), query.query.clone()),
-                    ("countperpage".to_owned(), per_page.to_string()),
-                    ("pagenumber".to_owned(), number.to_string()),
-                ];
-                if !query.fields.is_empty() {
-                    params.push(("fields".to_owned(), query.fields.join(",")));
+        let mut params = vec![
+            ("query".to_owned(), query.query.clone()),
+            ("countperpage".to_owned(), per_page.to_string()),
+            ("pagenumber".to_owned(), "1".to_owned()),
+        ];
+        if !query.fields.is_empty() {
+            params.push(("fields".to_owned(), query.fields.join(",")));
+        }
+        if let Some(sort) = &query.sort {
+            params.push(("sort".to_owned(), sort.clone()));
+        }
+        let first = Some((1_u32, SEARCH_PATH.to_owned(), params));
+        futures::stream::try_unfold(first, move |next| async move {
+            let Some((number, path, params)) = next else {
+                return Ok(None);
+            };
+            let json = self.call(&path, &params).await?;
+            let response = json.get("APIResponse").ok_or_else(|| {
+                OrangeLogicError::Decode("search answer has no APIResponse".into())
+            })?;
+            let items: Vec<Record> = match response.get("Items") {
+                Some(Value::Array(items)) => items
+                    .iter()
+                    .filter_map(|i| i.as_object().cloned())
+                    .collect(),
+                None | Some(Value::Null) => Vec::new(),
+                Some(_) => {
+                    return Err(OrangeLogicError::Decode(
+                        "search Items is not a list".into(),
+                    ));
                 }
-                if let Some(sort) = &query.sort {
-                    params.push(("sort".to_owned(), sort.clone()));
+            };
+            let info = response.get("GlobalInfo");
+            let total = info
+                .and_then(|i| i.get("TotalCount"))
+                .and_then(|t| t.as_u64().or_else(|| t.as_str()?.parse().ok()));
+            let href = info
+                .and_then(|i| i.get("NextPage"))
+                .and_then(|n| n.get("href"))
+                .and_then(Value::as_str);
+            let following = match href {
+                Some(href) if !items.is_empty() => {
+                    let (path, params) = self.next_page(href, &path, &params, number + 1);
+                    Some((number + 1, path, params))
                 }
-                let json = self.call("/API/Search/v4.0/Search", &params).await?;
-                let response = json.get("APIResponse").ok_or_else(|| {
-                    OrangeLogicError::Decode("search answer has no APIResponse".into())
-                })?;
-                let items: Vec<Record> = match response.get("Items") {
-                    Some(Value::Array(items)) => items
-                        .iter()
-                        .filter_map(|i| i.as_object().cloned())
-                        .collect(),
-                    None | Some(Value::Null) => Vec::new(),
-                    Some(_) => {
-                        return Err(OrangeLogicError::Decode(
-                            "search Items is not a list".into(),
-                        ));
-                    }
-                };
-                let info = response.get("GlobalInfo");
-                let total = info
-                    .and_then(|i| i.get("TotalCount"))
-                    .and_then(|t| t.as_u64().or_else(|| t.as_str()?.parse().ok()));
-                let has_next = info
-                    .and_then(|i| i.get("NextPage"))
-                    .is_some_and(|n| !n.is_null() && n.get("href").is_some());
-                let following = (has_next && !items.is_empty()).then_some(number + 1);
-                Ok(Some((
-                    SearchPage {
-                        number,
-                        total,
-                        items,
-                    },
-                    following,
-                )))
-            }
+                _ => None,
+            };
+            Ok(Some((
+                SearchPage {
+                    number,
+                    total,
+                    items,
+                },
+                following,
+            )))
         })
+    }
+
+    /// The request for the page `NextPage.href` names: the href itself when it points at this
+    /// instance (it may carry a continuation token), else the same search with the next page number.
+    fn next_page(
+        &self,
+        href: &str,
+        path: &str,
+        params: &[(String, String)],
+        number: u32,
+    ) -> (String, Vec<(String, String)>) {
+        let local = href
+            .strip_prefix(self.settings.base_url.as_str())
+            .or_else(|| href.starts_with('/').then_some(href));
+        if let Some((next_path, query)) = local.and_then(|l| l.split_once('?'))
+            && next_path.starts_with('/')
+        {
+            let params = form_urlencoded::parse(query.as_bytes())
+                .into_owned()
+                .filter(|(k, _)| {
+                    !k.eq_ignore_ascii_case("format") && !k.eq_ignore_ascii_case("token")
+                })
+                .collect();
+            return (next_path.to_owned(), params);
+        }
+        let mut params: Vec<(String, String)> = params
+            .iter()
+            .filter(|(k, _)| !k.eq_ignore_ascii_case("pagenumber"))
+            .cloned()
+            .collect();
+        params.push(("pagenumber".to_owned(), number.to_string()));
+        (path.to_owned(), params)
     }
 
     /// DataTable v2.2 `:Read` of one record by `key_field` (e.g. `RecordID`, `CoreField.Identifier`).
