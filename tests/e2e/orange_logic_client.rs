@@ -704,3 +704,28 @@ async fn webhooks_are_retried_with_the_same_event_id_up_to_five_times() {
         "one attempt and five retries, then given up"
     );
 }
+
+#[tokio::test]
+async fn muted_writes_do_not_come_back_as_webhooks() {
+    let sim = sim(SimConfig::default()).await;
+    let (url, seen) = flaky_subscriber(0).await;
+    let id = sim.add_asset(&[("CoreField.Title", "A")]);
+    sim.subscribe(orange_logic_sim::WebhookTarget {
+        url,
+        header: "x-dam-webhook-secret".into(),
+        secret: "s".into(),
+    });
+    let muted = client_with(&sim, |s| s.mute_webhook_topics = Some("*".into()));
+    muted
+        .update_record(&id, &[FieldUpdate::set("CoreField.Title", "B")])
+        .await
+        .expect("update");
+    assert!(sim.wait_for_webhooks(Duration::from_secs(5)).await);
+    assert!(seen.lock().unwrap_or_else(|e| e.into_inner()).is_empty());
+    client(&sim)
+        .update_record(&id, &[FieldUpdate::set("CoreField.Title", "C")])
+        .await
+        .expect("update");
+    assert!(sim.wait_for_webhooks(Duration::from_secs(5)).await);
+    assert_eq!(seen.lock().unwrap_or_else(|e| e.into_inner()).len(), 1);
+}

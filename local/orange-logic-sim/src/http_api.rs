@@ -188,7 +188,7 @@ async fn dispatch(
         let verb = rest.rsplit_once(':').map(|(_, v)| v).unwrap_or("");
         return match verb {
             "read" => datatable_read(&inner, &params),
-            "update" => datatable_update(&inner, &params),
+            "update" => datatable_update(&inner, &params, muted(&headers, "asset.edited")),
             _ => answer(
                 &inner,
                 json_format,
@@ -390,7 +390,18 @@ fn datatable_read(inner: &Inner, params: &Params) -> Response {
     )
 }
 
-fn datatable_update(inner: &Inner, params: &Params) -> Response {
+/// Whether the caller muted `topic` with `X-Mute-WebHook-Topics` (comma list, `*` for all).
+fn muted(headers: &HeaderMap, topic: &str) -> bool {
+    headers
+        .get("x-mute-webhook-topics")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| t == "*" || t.eq_ignore_ascii_case(topic))
+        })
+}
+
+fn datatable_update(inner: &Inner, params: &Params, mute: bool) -> Response {
     let json_format = wants_json(params);
     let Some((key_field, key)) = key_of(params) else {
         return answer(
@@ -434,7 +445,7 @@ fn datatable_update(inner: &Inner, params: &Params) -> Response {
         Ok((record_id, more_ignored)) => {
             let applied = assignments.len() - more_ignored.len();
             ignored.extend(more_ignored);
-            if applied > 0 {
+            if applied > 0 && !mute {
                 inner.announce(Change::Edited(record_id.clone()));
             }
             answer(
@@ -606,7 +617,9 @@ async fn upload(
         let mut stats = lock(&inner.stats);
         stats.largest_upload = stats.largest_upload.max(size);
     }
-    inner.announce(Change::Created(created.0.clone()));
+    if !muted(&headers, "asset.created") {
+        inner.announce(Change::Created(created.0.clone()));
+    }
     answer(
         &inner,
         json_format,

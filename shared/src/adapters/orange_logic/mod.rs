@@ -60,6 +60,9 @@ pub struct Settings {
     pub timeout: Duration,
     /// Timeout of uploads.
     pub upload_timeout: Duration,
+    /// Webhook topics muted on the connector's own calls (`X-Mute-WebHook-Topics`, e.g. `*`), so its
+    /// writes do not come back as webhooks; needs the "Mute webhooks per API call" security function.
+    pub mute_webhook_topics: Option<String>,
     /// Largest file sent with UploadNewMedia (Orange Logic documents 1.5 GB for single uploads;
     /// larger files need the chunked multi-part API, not implemented).
     pub max_upload_bytes: u64,
@@ -77,6 +80,7 @@ impl Settings {
             timeout: Duration::from_secs(20),
             upload_timeout: Duration::from_secs(900),
             max_upload_bytes: 1_500_000_000,
+            mute_webhook_topics: None,
         }
     }
 }
@@ -209,6 +213,13 @@ impl OrangeLogicClient {
         })
     }
 
+    fn muted(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.settings.mute_webhook_topics {
+            Some(topics) => request.header("X-Mute-WebHook-Topics", topics),
+            None => request,
+        }
+    }
+
     /// The settings in use.
     pub fn settings(&self) -> &Settings {
         &self.settings
@@ -315,7 +326,8 @@ impl OrangeLogicClient {
                     .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
                     .body(query.clone()),
             };
-            let response = request
+            let response = self
+                .muted(request)
                 .header(AUTHORIZATION, format!("Bearer {}", token.expose()))
                 .send()
                 .await
@@ -623,8 +635,7 @@ impl OrangeLogicClient {
             let form =
                 reqwest::multipart::Form::new().part(self.settings.upload_part_name.clone(), part);
             let response = self
-                .http
-                .post(&url)
+                .muted(self.http.post(&url))
                 .timeout(self.settings.upload_timeout)
                 .header(AUTHORIZATION, format!("Bearer {}", token.expose()))
                 .multipart(form)
