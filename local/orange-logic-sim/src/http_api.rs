@@ -282,12 +282,31 @@ fn search(inner: &Inner, path: &str, params: &Params) -> Response {
         .unwrap_or(1)
         .max(1);
     let store = lock(&inner.store);
-    let matching: Vec<_> = store.search(&query).collect();
+    let query_text = param(params, "query").unwrap_or("").to_owned();
+    // Later pages of the same query reuse its result set until the content changes, as a search
+    // index would; a 100,000-asset scan then costs one pass, not one per page.
+    let matching: Arc<Vec<String>> = {
+        let mut cache = lock(&inner.search_cache);
+        match &*cache {
+            Some((text, generation, ids))
+                if *text == query_text && *generation == store.generation =>
+            {
+                Arc::clone(ids)
+            }
+            _ => {
+                let ids: Arc<Vec<String>> =
+                    Arc::new(store.search(&query).map(|a| a.record_id.clone()).collect());
+                *cache = Some((query_text, store.generation, Arc::clone(&ids)));
+                ids
+            }
+        }
+    };
     let total = matching.len();
     let items: Vec<Value> = matching
         .iter()
         .skip((page - 1) * per_page)
         .take(per_page)
+        .filter_map(|id| store.assets.get(id))
         .map(|asset| {
             let item: serde_json::Map<String, Value> = fields
                 .iter()
@@ -297,10 +316,9 @@ fn search(inner: &Inner, path: &str, params: &Params) -> Response {
                             "URI": format!("{}/Assets/V2/{}/{}-{format}.jpg?Expires=3600",
                                 inner.base_url, random_hex(4), asset.identifier),
                             "Width": 1200, "Height": 800}),
-                        None => store
-                            .search_value(asset, field)
-                            .map(Value::String)
-                            .unwrap_or_else(|| Value::String(String::new())),
+                        None => {
+                            Value::String(store.search_value(asset, field).unwrap_or("").to_owned())
+                        }
                     };
                     (field.clone(), value)
                 })

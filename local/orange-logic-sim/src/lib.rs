@@ -158,6 +158,9 @@ struct WebhookEvent {
     occurred_at: String,
 }
 
+/// A search's result set: query text, store generation, matching RecordIDs.
+type CachedSearch = (String, u64, Arc<Vec<String>>);
+
 /// Shared state of a running simulator.
 #[derive(Debug)]
 pub(crate) struct Inner {
@@ -170,6 +173,8 @@ pub(crate) struct Inner {
     deliveries: Mutex<Vec<Delivery>>,
     stats: Mutex<Stats>,
     links: Mutex<BTreeMap<String, (String, String)>>,
+    /// The last search: query text, store generation, matching RecordIDs.
+    search_cache: Mutex<Option<CachedSearch>>,
     outbox: mpsc::UnboundedSender<WebhookEvent>,
     in_flight: AtomicUsize,
     sequence: AtomicU64,
@@ -198,9 +203,11 @@ fn random_hex(bytes: usize) -> String {
 }
 
 impl Inner {
+    /// The store for a change: the clock is set and cached search results are invalidated.
     fn store(&self) -> MutexGuard<'_, Store> {
         let mut store = lock(&self.store);
         store.now = now();
+        store.generation += 1;
         store
     }
 
@@ -313,6 +320,7 @@ impl Simulator {
             deliveries: Mutex::default(),
             stats: Mutex::default(),
             links: Mutex::default(),
+            search_cache: Mutex::default(),
             outbox,
             in_flight: AtomicUsize::new(0),
             sequence: AtomicU64::new(1),

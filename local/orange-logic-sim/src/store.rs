@@ -119,6 +119,8 @@ pub struct Store {
     /// Fields whose values come from a list.
     pub allowed_values: BTreeMap<String, BTreeSet<String>>,
     next_id: u64,
+    /// Incremented on every change (invalidates cached search results).
+    pub generation: u64,
     /// The clock: set by the simulator before each mutation (`yyyy-MM-ddTHH:mm:ss`).
     pub now: String,
 }
@@ -295,19 +297,25 @@ impl Store {
     }
 
     /// The value of a search field for an asset.
-    pub fn search_value(&self, asset: &Asset, field: &str) -> Option<String> {
-        match field.to_ascii_lowercase().as_str() {
-            "recordid" | "mediaencryptedidentifier" => Some(asset.record_id.clone()),
-            "systemidentifier" | "corefield.identifier" | "corefield.unique-identifier" => {
-                Some(asset.identifier.clone())
-            }
-            "parentfolderidentifier" => asset
+    pub fn search_value<'a>(&'a self, asset: &'a Asset, field: &str) -> Option<&'a str> {
+        let is = |name: &str| field.eq_ignore_ascii_case(name);
+        if is("RecordID") || is("MediaEncryptedIdentifier") {
+            Some(&asset.record_id)
+        } else if is("SystemIdentifier")
+            || is("CoreField.Identifier")
+            || is("CoreField.Unique-identifier")
+        {
+            Some(&asset.identifier)
+        } else if is("ParentFolderIdentifier") {
+            asset
                 .fields
                 .get("CoreField.Parent-folder")
                 .and_then(|f| self.folders.get(f))
-                .map(|f| f.identifier.clone()),
-            "title" => asset.fields.get("CoreField.Title").cloned(),
-            _ => asset.fields.get(field).cloned(),
+                .map(|f| f.identifier.as_str())
+        } else if is("Title") {
+            asset.fields.get("CoreField.Title").map(String::as_str)
+        } else {
+            asset.fields.get(field).map(String::as_str)
         }
     }
 
@@ -399,16 +407,16 @@ impl Query {
         Ok(Self(criteria))
     }
 
-    fn matches(&self, value_of: impl Fn(&str) -> Option<String>) -> bool {
+    fn matches<'a>(&self, value_of: impl Fn(&str) -> Option<&'a str>) -> bool {
         self.0.iter().all(|criterion| match criterion {
             Criterion::Equals(field, wanted) => value_of(field).is_some_and(|v| {
-                split(&v).any(|v| v.eq_ignore_ascii_case(wanted)) || v.eq_ignore_ascii_case(wanted)
+                v.eq_ignore_ascii_case(wanted) || split(v).any(|v| v.eq_ignore_ascii_case(wanted))
             }),
             Criterion::AtLeast(field, bound) => {
-                value_of(field).is_some_and(|v| !v.is_empty() && v.as_str() >= bound.as_str())
+                value_of(field).is_some_and(|v| !v.is_empty() && v >= bound.as_str())
             }
             Criterion::AtMost(field, bound) => {
-                value_of(field).is_some_and(|v| !v.is_empty() && v.as_str() <= bound.as_str())
+                value_of(field).is_some_and(|v| !v.is_empty() && v <= bound.as_str())
             }
         })
     }
