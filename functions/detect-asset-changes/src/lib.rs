@@ -251,11 +251,12 @@ where
         return serde_json::to_value(response).map_err(HandleError::Encode);
     }
     let _: PollRequest = serde_json::from_value(payload).map_err(HandleError::UnknownInvocation)?;
-    let report = handle_poll(deps).await.inspect_err(|error| {
+    let report = handle_poll(deps, deadline_ms).await.inspect_err(|error| {
         tracing::error!(error = %shared::error::chain(error), "poll failed; the next schedule retries");
     })?;
     Ok(serde_json::json!({
         "scanned": report.scanned,
+        "remaining": report.remaining,
         "published": report.published,
         "watermark": report.watermark,
     }))
@@ -300,15 +301,25 @@ where
     Ok(())
 }
 
-/// Runs the scheduled poll.
-pub async fn handle_poll<S, T, I, P>(deps: &Deps<S, T, I, P>) -> Result<PollReport, DetectError>
+/// Time kept free at the end of an invocation for the last watermark write and the answer.
+const POLL_MARGIN_MS: i64 = 10_000;
+
+/// Runs the scheduled poll within the invocation's time (`deadline_ms`, Unix milliseconds).
+pub async fn handle_poll<S, T, I, P>(
+    deps: &Deps<S, T, I, P>,
+    deadline_ms: i64,
+) -> Result<PollReport, DetectError>
 where
     S: AssetSource,
     T: AssetStateStore,
     I: IdempotencyStore,
     P: FlowPublisher,
 {
-    deps.poll(time::OffsetDateTime::now_utc()).await
+    let now = time::OffsetDateTime::now_utc();
+    let now_ms = i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
+    let budget_ms = (deadline_ms.saturating_sub(now_ms) - POLL_MARGIN_MS).max(1_000);
+    let budget = std::time::Duration::from_millis(u64::try_from(budget_ms).unwrap_or(1_000));
+    deps.poll(now, budget).await
 }
 
 #[cfg(test)]

@@ -68,8 +68,10 @@ pub enum Handled {
 /// What one poll did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PollReport {
-    /// Assets found edited since the watermark.
+    /// Assets reconciled.
     pub scanned: usize,
+    /// Assets found but left for the next poll (the time budget ran out).
+    pub remaining: usize,
     /// Domain events published.
     pub published: usize,
     /// The watermark after the poll.
@@ -215,11 +217,18 @@ where
         Err(DetectError::Contention)
     }
 
-    /// Reconciles every asset edited since the watermark (or the first-poll lookback), oldest
-    /// first, then moves the watermark to the newest edit date seen. A failure leaves the
-    /// watermark where it was, so the next poll covers the same ground.
+    /// Reconciles the assets edited since the watermark (or the first-poll lookback), oldest
+    /// first, moving the watermark along as it goes (every [`WATERMARK_EVERY`] assets, at the end,
+    /// and before returning an error), and stops once `budget` is spent, so a large backlog is
+    /// worked off over several polls instead of timing out every time. The criterion is
+    /// inclusive, so assets sharing the watermark's second are seen again (harmlessly).
     #[tracing::instrument(name = "poll_recently_edited_assets", skip_all)]
-    pub async fn poll(&self, now: OffsetDateTime) -> Result<PollReport, DetectError> {
+    pub async fn poll(
+        &self,
+        now: OffsetDateTime,
+        budget: std::time::Duration,
+    ) -> Result<PollReport, DetectError> {
+        let started = std::time::Instant::now();
         let since = match self.states.watermark().await? {
             Some(watermark) => watermark,
             None => dam_timestamp(
@@ -235,21 +244,48 @@ where
         };
         assets.sort_by_key(edited_at);
         let mut published = 0;
+        let mut processed = 0;
+        let mut reached: Option<String> = None;
         for asset in &assets {
-            published += self.reconcile(asset).await?;
+            if processed > 0 && started.elapsed() >= budget {
+                break;
+            }
+            match self.reconcile(asset).await {
+                Ok(n) => published += n,
+                Err(error) => {
+                    if let Some(reached) = &reached {
+                        self.states.advance_watermark(reached).await?;
+                    }
+                    return Err(error);
+                }
+            }
+            processed += 1;
+            let at = edited_at(asset);
+            if !at.is_empty() {
+                reached = Some(at);
+            }
+            if processed % WATERMARK_EVERY == 0
+                && let Some(reached) = &reached
+            {
+                self.states.advance_watermark(reached).await?;
+            }
         }
-        let newest = assets.iter().map(edited_at).filter(|e| !e.is_empty()).max();
-        if let Some(newest) = &newest {
-            self.states.advance_watermark(newest).await?;
+        if let Some(reached) = &reached {
+            self.states.advance_watermark(reached).await?;
         }
-        tracing::info!(scanned = assets.len(), published, since = %since, "poll of recently edited assets done");
+        let remaining = assets.len() - processed;
+        tracing::info!(scanned = processed, remaining, published, since = %since, "poll of recently edited assets done");
         Ok(PollReport {
-            scanned: assets.len(),
+            scanned: processed,
+            remaining,
             published,
-            watermark: newest.or(Some(since)),
+            watermark: reached.or(Some(since)),
         })
     }
 }
+
+/// Assets reconciled between two watermark writes during a poll.
+pub const WATERMARK_EVERY: usize = 100;
 
 fn log_published(events: &[DomainEvent]) {
     for event in events {
@@ -405,12 +441,41 @@ mod tests {
         let now = OffsetDateTime::now_utc();
         let edited_at = dam_timestamp(now - time::Duration::minutes(2));
         detector.source.put(asset("Ready for Review", &edited_at));
-        let report = detector.poll(now).await.expect("poll");
+        let report = detector.poll(now, BUDGET).await.expect("poll");
         assert_eq!((report.scanned, report.published), (1, 1));
         assert_eq!(report.watermark.as_deref(), Some(edited_at.as_str()));
-        let again = detector.poll(now).await.expect("poll");
+        let again = detector.poll(now, BUDGET).await.expect("poll");
         assert_eq!(again.published, 0, "the same change is not reported twice");
         assert_eq!(detector.publisher.kinds().len(), 1);
+    }
+
+    const BUDGET: std::time::Duration = std::time::Duration::from_secs(30);
+
+    #[tokio::test]
+    async fn a_backlog_larger_than_the_time_budget_is_worked_off_over_several_polls() {
+        let detector = detector();
+        let now = OffsetDateTime::now_utc();
+        for n in 0..3_i64 {
+            let mut snapshot = asset(
+                "Ready for Review",
+                &dam_timestamp(now - time::Duration::minutes(10 - n)),
+            );
+            snapshot.id = AssetId::parse(&format!("A{n}")).expect("id");
+            detector.source.put(snapshot);
+        }
+        let first = detector
+            .poll(now, std::time::Duration::ZERO)
+            .await
+            .expect("poll");
+        assert_eq!((first.scanned, first.remaining), (1, 2));
+        let second = detector.poll(now, BUDGET).await.expect("poll");
+        // The watermark is inclusive: the first asset is seen again, unchanged.
+        assert_eq!((second.scanned, second.remaining), (3, 0));
+        assert_eq!(
+            detector.publisher.kinds().len(),
+            3,
+            "one review request per asset"
+        );
     }
 
     #[tokio::test]
