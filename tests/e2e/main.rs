@@ -1,5 +1,6 @@
 //! End-to-end tests: the real handlers on the local stack (moto, HTTP front, queue runner).
 
+mod aws_sources;
 mod dam;
 mod orange_logic_client;
 mod queue_runner;

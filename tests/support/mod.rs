@@ -23,8 +23,9 @@ pub struct TestEnv {
 fn moto_endpoint() -> &'static str {
     MOTO.get_or_init(|| match std::env::var("MOTO_ENDPOINT") {
         Ok(endpoint) => endpoint,
-        Err(_) => local::moto::start_for_process(std::process::id())
-            .unwrap_or_else(|e| panic!("cannot start moto: {e:#}")),
+        Err(_) => {
+            local::moto::start_for_process().unwrap_or_else(|e| panic!("cannot start moto: {e:#}"))
+        }
     })
 }
 

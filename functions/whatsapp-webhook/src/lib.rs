@@ -162,6 +162,15 @@ mod tests {
         (response.status_code, body)
     }
 
+    #[test]
+    fn a_cold_start_without_settings_names_every_missing_variable() {
+        let err = Config::from_lookup(|_| None).expect_err("nothing is set");
+        assert_eq!(
+            err.to_string(),
+            "missing environment variables: INBOUND_QUEUE_URL, CONNECTOR_SECRETS_ARN or CONNECTOR_SECRETS_FILE"
+        );
+    }
+
     #[tokio::test]
     async fn the_handshake_with_the_right_token_echoes_the_challenge() {
         let (status, body) = call(

@@ -4,14 +4,13 @@ use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
 /// A running moto server.
 #[derive(Debug)]
 pub struct Moto {
     /// `http://127.0.0.1:PORT`.
     pub endpoint: String,
-    _child: Option<Child>,
 }
 
 /// The workspace root (where `template.yaml` and `.venv` live).
@@ -29,44 +28,18 @@ impl Moto {
     pub async fn existing(endpoint: &str) -> Option<Self> {
         ready(endpoint).await.then(|| Self {
             endpoint: endpoint.to_owned(),
-            _child: None,
         })
     }
 
-    /// Starts moto on `port` (0 picks a free one). The server stops with this value, and also when
-    /// `watch_pid` (if given) exits, so a test process never leaves one behind.
-    pub async fn start(port: u16, watch_pid: Option<u32>) -> anyhow::Result<Self> {
+    /// Starts moto on `port` (0 picks a free one); it stops when this process exits.
+    pub async fn start(port: u16) -> anyhow::Result<Self> {
         let binary = ensure_installed().await?;
         let port = if port == 0 { free_port()? } else { port };
+        spawn_watched(&binary, port)?;
         let endpoint = format!("http://127.0.0.1:{port}");
-        let mut command = match watch_pid {
-            Some(pid) => {
-                let mut c = Command::new("sh");
-                c.arg("-c")
-                    .arg(WATCHDOG)
-                    .arg(&binary)
-                    .arg(port.to_string())
-                    .arg(pid.to_string());
-                c
-            }
-            None => {
-                let mut c = Command::new(&binary);
-                c.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
-                c
-            }
-        };
-        let child = command
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .with_context(|| format!("cannot start {}", binary.display()))?;
         for _ in 0..150 {
             if ready(&endpoint).await {
-                return Ok(Self {
-                    endpoint,
-                    _child: Some(child),
-                });
+                return Ok(Self { endpoint });
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -74,9 +47,9 @@ impl Moto {
     }
 }
 
-/// Starts moto for a test process without an async runtime: it outlives any one test's runtime and
-/// stops when `watch_pid` exits. Returns the endpoint.
-pub fn start_for_process(watch_pid: u32) -> anyhow::Result<String> {
+/// Starts moto for a test process without an async runtime (it outlives any one test's runtime)
+/// and returns its endpoint; it stops when this process exits.
+pub fn start_for_process() -> anyhow::Result<String> {
     let binary = std::thread::scope(|scope| {
         scope
             .spawn(|| {
@@ -89,16 +62,7 @@ pub fn start_for_process(watch_pid: u32) -> anyhow::Result<String> {
             .map_err(|_| anyhow::anyhow!("installing moto panicked"))?
     })?;
     let port = free_port()?;
-    std::process::Command::new("sh")
-        .arg("-c")
-        .arg(WATCHDOG)
-        .arg(&binary)
-        .arg(port.to_string())
-        .arg(watch_pid.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .with_context(|| format!("cannot start {}", binary.display()))?;
+    spawn_watched(&binary, port)?;
     for _ in 0..150 {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
             return Ok(format!("http://127.0.0.1:{port}"));
@@ -106,6 +70,22 @@ pub fn start_for_process(watch_pid: u32) -> anyhow::Result<String> {
         std::thread::sleep(Duration::from_millis(100));
     }
     bail!("moto did not answer on port {port} within 15 s")
+}
+
+/// Runs moto under a small shell that stops it once this process is gone, however it ends
+/// (a killed test binary included).
+fn spawn_watched(binary: &Path, port: u16) -> anyhow::Result<()> {
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg(WATCHDOG)
+        .arg(binary)
+        .arg(port.to_string())
+        .arg(std::process::id().to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("cannot start {}", binary.display()))?;
+    Ok(())
 }
 
 /// Runs moto (`$0`) on port `$1` until process `$2` exits.

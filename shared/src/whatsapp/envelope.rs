@@ -360,4 +360,27 @@ mod tests {
         let item = &split_str(body).items[0];
         assert!(item.item.get().contains(r"caf\u00e9 https:\/\/x"));
     }
+
+    #[test]
+    fn truncated_and_bit_flipped_bodies_never_panic() {
+        let body = TWO_ENTRIES.as_bytes();
+        let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for cut in 0..body.len() {
+            let _ = split(&body[..cut], &pseudonyms(), 0);
+        }
+        for _ in 0..2_000 {
+            let mut mutated = body.to_vec();
+            for _ in 0..1 + next() % 4 {
+                let at = usize::try_from(next()).unwrap_or(0) % mutated.len();
+                mutated[at] ^= 1 << (next() % 8);
+            }
+            let _ = split(&mutated, &pseudonyms(), 0);
+        }
+    }
 }
