@@ -449,6 +449,29 @@ mod tests {
         assert_eq!(detector.publisher.kinds().len(), 1);
     }
 
+    #[tokio::test]
+    async fn a_deletion_forgets_the_asset_and_publishes_nothing() {
+        let detector = detector();
+        detector
+            .source
+            .put(asset("Ready for Review", "2026-11-26T10:05:00"));
+        detector
+            .handle_event(&edited("e1"), 1, 60)
+            .await
+            .expect("ok");
+        let deleted = DamEvent {
+            kind: DamEventKind::Deleted,
+            ..edited("e2")
+        };
+        assert_eq!(
+            detector.handle_event(&deleted, 2, 60).await.expect("ok"),
+            Handled::Forgotten
+        );
+        let id = AssetId::parse("A1").expect("id");
+        assert!(detector.states.load(&id).await.expect("load").is_none());
+        assert_eq!(detector.publisher.kinds().len(), 1);
+    }
+
     const BUDGET: std::time::Duration = std::time::Duration::from_secs(30);
 
     #[tokio::test]
