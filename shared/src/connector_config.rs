@@ -97,6 +97,30 @@ pub struct DamSettings {
     /// Fields an asset must have filled before review (flow 7 alerts otherwise).
     #[serde(default)]
     pub required_fields: Vec<String>,
+    /// Brand-compliance values that mean "not compliant" (compared case-insensitively).
+    #[serde(default = "default_non_compliant")]
+    pub brand_non_compliant_values: Vec<String>,
+    /// The field holding the document subtype (campaign packages are recognised by it).
+    #[serde(default = "default_doc_subtype_field")]
+    pub doc_subtype_field: String,
+    /// Subtypes that are campaign packages: approving one starts the campaign rollout (flow 4).
+    #[serde(default)]
+    pub campaign_package_subtypes: Vec<String>,
+    /// The edit-date field the poll of recently edited assets searches on.
+    #[serde(default = "default_edit_date_field")]
+    pub edit_date_field: String,
+}
+
+fn default_non_compliant() -> Vec<String> {
+    ["no", "false", "non-compliant"].map(String::from).to_vec()
+}
+
+fn default_doc_subtype_field() -> String {
+    "CoreField.DocSubType".into()
+}
+
+fn default_edit_date_field() -> String {
+    "CoreField.EditDate".into()
 }
 
 /// A DAM concept the connector reads or writes.

@@ -10,3 +10,33 @@ pub fn sha256_hex(parts: &[&[u8]]) -> String {
     }
     hex::encode(ctx.finish().as_ref())
 }
+
+/// `bytes` random bytes from the system's CSPRNG, as lowercase hex.
+pub fn random_hex(bytes: usize) -> String {
+    use aws_lc_rs::rand::SecureRandom as _;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static FALLBACK: AtomicU64 = AtomicU64::new(0);
+    let mut buffer = vec![0_u8; bytes];
+    if aws_lc_rs::rand::SystemRandom::new()
+        .fill(&mut buffer)
+        .is_err()
+    {
+        // Only if the OS has no entropy source: stay unique within the process at least.
+        tracing::error!("the system random number generator failed");
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
+        let n = FALLBACK.fetch_add(1, Ordering::SeqCst);
+        return sha256_hex(&[&nanos.to_le_bytes(), &n.to_le_bytes()]);
+    }
+    hex::encode(buffer)
+}
+
+/// Compares two secrets in time independent of where they differ and of their lengths
+/// (both are hashed to fixed-length digests first).
+pub fn secrets_equal(presented: &[u8], expected: &[u8]) -> bool {
+    let a = digest::digest(&digest::SHA256, presented);
+    let b = digest::digest(&digest::SHA256, expected);
+    aws_lc_rs::constant_time::verify_slices_are_equal(a.as_ref(), b.as_ref()).is_ok()
+}

@@ -28,3 +28,157 @@ impl Retryable for QueueError {
         matches!(self, Self::Unavailable(_))
     }
 }
+
+use crate::domain::dam::{AssetId, AssetSnapshot, AssetState, DamEvent, DomainEvent};
+
+/// Hand-off of DAM webhook events to change detection.
+pub trait DamEventQueue: Send + Sync {
+    /// Enqueues every event or fails.
+    fn enqueue(&self, events: &[DamEvent]) -> impl Future<Output = Result<(), QueueError>> + Send;
+}
+
+/// The flow queues domain events go to.
+pub trait FlowPublisher: Send + Sync {
+    /// Publishes every event to its flow's queue, or fails (already published ones may repeat:
+    /// event ids are deterministic, consumers deduplicate on them).
+    fn publish(
+        &self,
+        events: &[DomainEvent],
+    ) -> impl Future<Output = Result<(), QueueError>> + Send;
+}
+
+/// The DAM, as change detection reads it.
+pub trait AssetSource: Send + Sync {
+    /// The asset's current metadata; `None` when it no longer exists.
+    fn read(
+        &self,
+        id: &AssetId,
+    ) -> impl Future<Output = Result<Option<AssetSnapshot>, DamError>> + Send;
+
+    /// Assets whose edit date is at or after `since` (the DAM's own date format), every page.
+    fn edited_since(
+        &self,
+        since: &str,
+    ) -> impl Future<Output = Result<Vec<AssetSnapshot>, DamError>> + Send;
+}
+
+/// The DAM could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum DamError {
+    /// Worth trying again later (throttled, 5xx, unreachable).
+    #[error("the DAM is unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Refused or answered something unusable; retrying will not help.
+    #[error("the DAM refused the request")]
+    Refused(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl Retryable for DamError {
+    fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+}
+
+/// Version of a stored asset state, for optimistic concurrency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StateVersion(pub u64);
+
+/// Outcome of a conditional save.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Saved {
+    /// Written.
+    Written,
+    /// Someone else wrote first; reload and compare again.
+    Conflict,
+}
+
+/// What the connector remembers per asset, and the poll's watermark.
+pub trait AssetStateStore: Send + Sync {
+    /// The last known state and its version.
+    fn load(
+        &self,
+        id: &AssetId,
+    ) -> impl Future<Output = Result<Option<(AssetState, StateVersion)>, StoreError>> + Send;
+
+    /// Saves `state` if the stored version is still `expected` (`None`: nothing stored yet).
+    fn save(
+        &self,
+        id: &AssetId,
+        state: &AssetState,
+        expected: Option<StateVersion>,
+    ) -> impl Future<Output = Result<Saved, StoreError>> + Send;
+
+    /// Forgets a deleted asset.
+    fn forget(&self, id: &AssetId) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The poll's watermark: the latest edit date already scanned.
+    fn watermark(&self) -> impl Future<Output = Result<Option<String>, StoreError>> + Send;
+
+    /// Moves the watermark forward (never backward).
+    fn advance_watermark(&self, to: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// The result of claiming a unit of work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// Ours until the deadline.
+    Acquired,
+    /// Already done: skip it.
+    AlreadyDone,
+    /// Another worker holds it and its deadline has not passed.
+    HeldElsewhere,
+}
+
+/// Who holds a claim: random per attempt, so only the holder can complete or release it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnerToken(pub String);
+
+/// Idempotency claims: INPROGRESS with an owner and a deadline, then COMPLETED, both with a TTL.
+pub trait IdempotencyStore: Send + Sync {
+    /// Claims `key` for `owner` until `deadline` (Unix seconds); an expired in-progress claim is taken over.
+    fn claim(
+        &self,
+        key: &str,
+        owner: &OwnerToken,
+        now: i64,
+        deadline: i64,
+    ) -> impl Future<Output = Result<Claim, StoreError>> + Send;
+
+    /// Marks `key` done, if `owner` still holds it; kept until `expires_at` (Unix seconds).
+    fn complete(
+        &self,
+        key: &str,
+        owner: &OwnerToken,
+        expires_at: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Gives `key` up so a redelivery can do it, if `owner` still holds it.
+    fn release(
+        &self,
+        key: &str,
+        owner: &OwnerToken,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// A state or claims store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Unreachable, throttled, 5xx.
+    #[error("the store is unavailable")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The claim belongs to another owner now (our deadline passed).
+    #[error("the claim is no longer ours")]
+    NotOwner,
+    /// Refused what we sent, or holds something unreadable.
+    #[error("the store refused the request: {reason}")]
+    Rejected {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl Retryable for StoreError {
+    fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+}

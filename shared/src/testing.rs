@@ -51,3 +51,258 @@ impl InboundQueue for InMemoryInboundQueue {
         Ok(())
     }
 }
+
+use crate::domain::dam::{
+    AssetId, AssetSnapshot, AssetState, DamEvent, DomainEvent, DomainEventKind,
+};
+use crate::ports::{
+    AssetSource, AssetStateStore, Claim, DamError, DamEventQueue, FlowPublisher, IdempotencyStore,
+    OwnerToken, Saved, StateVersion, StoreError,
+};
+use std::collections::BTreeMap;
+
+fn take_failure(failures: &AtomicUsize) -> bool {
+    failures
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
+}
+
+fn poisoned<T>(_: T) -> StoreError {
+    StoreError::Unavailable("poisoned".into())
+}
+
+/// A `dam-events` queue in memory.
+#[derive(Debug, Default)]
+pub struct InMemoryDamEventQueue {
+    events: Mutex<Vec<DamEvent>>,
+    failures: AtomicUsize,
+}
+
+impl InMemoryDamEventQueue {
+    /// The ids of the events held, in order.
+    pub fn event_ids(&self) -> Vec<String> {
+        self.events
+            .lock()
+            .map(|e| e.iter().map(|e| e.event_id.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Makes the next `n` enqueue calls fail as if SQS were unreachable.
+    pub fn fail_next(&self, n: usize) {
+        self.failures.store(n, Ordering::SeqCst);
+    }
+}
+
+impl DamEventQueue for InMemoryDamEventQueue {
+    async fn enqueue(&self, events: &[DamEvent]) -> Result<(), QueueError> {
+        if take_failure(&self.failures) {
+            return Err(QueueError::Unavailable("simulated outage".into()));
+        }
+        self.events
+            .lock()
+            .map_err(|_| QueueError::Unavailable("poisoned".into()))?
+            .extend(events.iter().cloned());
+        Ok(())
+    }
+}
+
+/// Flow queues in memory: keeps every published event, in order.
+#[derive(Debug, Default)]
+pub struct InMemoryFlowPublisher {
+    events: Mutex<Vec<DomainEvent>>,
+    failures: AtomicUsize,
+}
+
+impl InMemoryFlowPublisher {
+    /// Kinds of the events published, in order.
+    pub fn kinds(&self) -> Vec<DomainEventKind> {
+        self.events
+            .lock()
+            .map(|e| e.iter().map(|e| e.kind.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Makes the next `n` publish calls fail.
+    pub fn fail_next(&self, n: usize) {
+        self.failures.store(n, Ordering::SeqCst);
+    }
+}
+
+impl FlowPublisher for InMemoryFlowPublisher {
+    async fn publish(&self, events: &[DomainEvent]) -> Result<(), QueueError> {
+        if take_failure(&self.failures) {
+            return Err(QueueError::Unavailable("simulated outage".into()));
+        }
+        self.events
+            .lock()
+            .map_err(|_| QueueError::Unavailable("poisoned".into()))?
+            .extend(events.iter().cloned());
+        Ok(())
+    }
+}
+
+/// A DAM in memory: snapshots by id; `edited_since` compares `CoreField.EditDate` as text.
+#[derive(Debug, Default)]
+pub struct InMemoryAssetSource {
+    assets: Mutex<BTreeMap<AssetId, AssetSnapshot>>,
+    failures: AtomicUsize,
+}
+
+impl InMemoryAssetSource {
+    /// Adds or replaces an asset.
+    pub fn put(&self, snapshot: AssetSnapshot) {
+        if let Ok(mut assets) = self.assets.lock() {
+            assets.insert(snapshot.id.clone(), snapshot);
+        }
+    }
+
+    /// Makes the next `n` reads fail as if the DAM answered 503.
+    pub fn fail_next(&self, n: usize) {
+        self.failures.store(n, Ordering::SeqCst);
+    }
+}
+
+impl AssetSource for InMemoryAssetSource {
+    async fn read(&self, id: &AssetId) -> Result<Option<AssetSnapshot>, DamError> {
+        if take_failure(&self.failures) {
+            return Err(DamError::Unavailable("simulated 503".into()));
+        }
+        Ok(self
+            .assets
+            .lock()
+            .map_err(|_| DamError::Unavailable("poisoned".into()))?
+            .get(id)
+            .cloned())
+    }
+
+    async fn edited_since(&self, since: &str) -> Result<Vec<AssetSnapshot>, DamError> {
+        if take_failure(&self.failures) {
+            return Err(DamError::Unavailable("simulated 503".into()));
+        }
+        Ok(self
+            .assets
+            .lock()
+            .map_err(|_| DamError::Unavailable("poisoned".into()))?
+            .values()
+            .filter(|a| {
+                a.fields
+                    .get("CoreField.EditDate")
+                    .is_some_and(|e| e.as_str() >= since)
+            })
+            .cloned()
+            .collect())
+    }
+}
+
+/// Asset states and the watermark in memory, with the same conditional semantics as DynamoDB.
+#[derive(Debug, Default)]
+pub struct InMemoryAssetStateStore {
+    states: Mutex<BTreeMap<AssetId, (AssetState, StateVersion)>>,
+    watermark: Mutex<Option<String>>,
+}
+
+impl AssetStateStore for InMemoryAssetStateStore {
+    async fn load(&self, id: &AssetId) -> Result<Option<(AssetState, StateVersion)>, StoreError> {
+        Ok(self.states.lock().map_err(poisoned)?.get(id).cloned())
+    }
+
+    async fn save(
+        &self,
+        id: &AssetId,
+        state: &AssetState,
+        expected: Option<StateVersion>,
+    ) -> Result<Saved, StoreError> {
+        let mut states = self.states.lock().map_err(poisoned)?;
+        let stored = states.get(id).map(|(_, v)| *v);
+        if stored != expected {
+            return Ok(Saved::Conflict);
+        }
+        let next = StateVersion(expected.map_or(1, |v| v.0 + 1));
+        states.insert(id.clone(), (state.clone(), next));
+        Ok(Saved::Written)
+    }
+
+    async fn forget(&self, id: &AssetId) -> Result<(), StoreError> {
+        self.states.lock().map_err(poisoned)?.remove(id);
+        Ok(())
+    }
+
+    async fn watermark(&self) -> Result<Option<String>, StoreError> {
+        Ok(self.watermark.lock().map_err(poisoned)?.clone())
+    }
+
+    async fn advance_watermark(&self, to: &str) -> Result<(), StoreError> {
+        let mut watermark = self.watermark.lock().map_err(poisoned)?;
+        if watermark.as_deref().is_none_or(|w| w < to) {
+            *watermark = Some(to.to_owned());
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone)]
+struct ClaimRecord {
+    done: bool,
+    owner: String,
+    deadline: i64,
+}
+
+/// Idempotency claims in memory, with the same conditions as the DynamoDB adapter.
+#[derive(Debug, Default)]
+pub struct InMemoryIdempotencyStore {
+    claims: Mutex<BTreeMap<String, ClaimRecord>>,
+}
+
+impl IdempotencyStore for InMemoryIdempotencyStore {
+    async fn claim(
+        &self,
+        key: &str,
+        owner: &OwnerToken,
+        now: i64,
+        deadline: i64,
+    ) -> Result<Claim, StoreError> {
+        let mut claims = self.claims.lock().map_err(poisoned)?;
+        match claims.get(key) {
+            Some(record) if record.done => Ok(Claim::AlreadyDone),
+            Some(record) if record.deadline >= now => Ok(Claim::HeldElsewhere),
+            _ => {
+                claims.insert(
+                    key.to_owned(),
+                    ClaimRecord {
+                        done: false,
+                        owner: owner.0.clone(),
+                        deadline,
+                    },
+                );
+                Ok(Claim::Acquired)
+            }
+        }
+    }
+
+    async fn complete(
+        &self,
+        key: &str,
+        owner: &OwnerToken,
+        _expires_at: i64,
+    ) -> Result<(), StoreError> {
+        let mut claims = self.claims.lock().map_err(poisoned)?;
+        match claims.get_mut(key) {
+            Some(record) if record.owner == owner.0 => {
+                record.done = true;
+                Ok(())
+            }
+            _ => Err(StoreError::NotOwner),
+        }
+    }
+
+    async fn release(&self, key: &str, owner: &OwnerToken) -> Result<(), StoreError> {
+        let mut claims = self.claims.lock().map_err(poisoned)?;
+        match claims.get(key) {
+            Some(record) if record.owner == owner.0 && !record.done => {
+                claims.remove(key);
+                Ok(())
+            }
+            _ => Err(StoreError::NotOwner),
+        }
+    }
+}

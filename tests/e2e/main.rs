@@ -1,6 +1,8 @@
 //! End-to-end tests: the real handlers on the local stack (moto, HTTP front, queue runner).
 
 mod aws_sources;
+mod dam;
+mod orange_logic_client;
 mod queue_runner;
 mod whatsapp_sim;
 mod whatsapp_webhook;

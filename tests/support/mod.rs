@@ -32,9 +32,15 @@ fn moto_endpoint() -> &'static str {
 impl TestEnv {
     /// Starts a stack with names no other test uses.
     pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts a stack with names no other test uses and options adjusted by `configure`.
+    pub async fn start_with(configure: impl FnOnce(&mut Options)) -> Self {
         let n = STACKS.fetch_add(1, Ordering::SeqCst);
-        let name = format!("t{}-{n}", std::process::id());
-        let stack = LocalStack::start(moto_endpoint(), Options::new(name))
+        let mut options = Options::new(format!("t{}-{n}", std::process::id()));
+        configure(&mut options);
+        let stack = LocalStack::start(moto_endpoint(), options)
             .await
             .unwrap_or_else(|e| panic!("local stack: {e:#}"));
         Self { stack }

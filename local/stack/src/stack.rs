@@ -2,7 +2,7 @@
 //! the environment the template gives it, the HTTP front and the queue runner.
 
 use crate::front::{self, Route};
-use crate::functions::{self, Handler, SqsFn};
+use crate::functions::{self, Handler, Scheduled, SqsFn};
 use crate::moto::workspace_root;
 use crate::provision::{Resources, provision};
 use crate::runner::{Consumer, QueueRunner};
@@ -25,6 +25,8 @@ pub struct Options {
     pub secrets_file: PathBuf,
     /// Poll queues in the background (the demo); tests drive the runner themselves.
     pub run_queues: bool,
+    /// Base URL of the Orange Logic instance (the simulator's); `None`: nothing listens there.
+    pub orange_logic_url: Option<String>,
 }
 
 impl Options {
@@ -35,6 +37,7 @@ impl Options {
             front_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             secrets_file: workspace_root().join("local/secrets.json"),
             run_queues: false,
+            orange_logic_url: None,
         }
     }
 }
@@ -53,6 +56,7 @@ pub struct LocalStack {
     /// The queue runner.
     pub runner: Arc<QueueRunner>,
     consumers: Vec<Consumer>,
+    schedules: Vec<Scheduled>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -77,9 +81,24 @@ impl LocalStack {
         resources
             .parameters
             .insert("LogLevel".into(), "info".into());
+        // Port 9 (discard) when no simulator runs: functions connect, calls fail as unreachable.
+        resources.parameters.insert(
+            "OrangeLogicBaseUrl".into(),
+            options
+                .orange_logic_url
+                .clone()
+                .unwrap_or_else(|| "http://127.0.0.1:9".into()),
+        );
+        resources
+            .parameters
+            .insert("OrangeLogicAuth".into(), "client_credentials".into());
+        resources
+            .parameters
+            .insert("OrangeLogicClientId".into(), "connector-local".into());
 
         let mut routes = Vec::new();
         let mut consumers = Vec::new();
+        let mut schedules = Vec::new();
         for function in &template.functions {
             let mut vars: BTreeMap<String, String> = function
                 .environment
@@ -100,25 +119,35 @@ impl LocalStack {
             let handler = functions::connect(&function.binary, &vars, &aws)
                 .await
                 .with_context(|| format!("connecting {}", function.logical_id))?;
-            match handler {
-                Handler::Http(handler) => {
-                    for (method, path) in &function.http_events {
-                        routes.push(Route {
-                            method: method.clone(),
-                            path: path.clone(),
-                            handler: Arc::clone(&handler),
+            for handler in handler.flatten() {
+                match handler {
+                    Handler::Http(handler) => {
+                        for (method, path) in &function.http_events {
+                            routes.push(Route {
+                                method: method.clone(),
+                                path: path.clone(),
+                                handler: Arc::clone(&handler),
+                            });
+                        }
+                    }
+                    Handler::Sqs(handler) => {
+                        for (queue, batch_size) in &function.sqs_events {
+                            consumers.push(consumer(
+                                &resources,
+                                queue,
+                                *batch_size,
+                                Arc::clone(&handler),
+                            )?);
+                        }
+                    }
+                    Handler::Schedule(handler) => {
+                        schedules.push(Scheduled {
+                            function: function.logical_id.clone(),
+                            handler,
                         });
                     }
-                }
-                Handler::Sqs(handler) => {
-                    for (queue, batch_size) in &function.sqs_events {
-                        consumers.push(consumer(
-                            &resources,
-                            queue,
-                            *batch_size,
-                            Arc::clone(&handler),
-                        )?);
-                    }
+                    // `flatten` leaves none.
+                    Handler::Many(_) => {}
                 }
             }
         }
@@ -135,8 +164,19 @@ impl LocalStack {
             front,
             runner,
             consumers,
+            schedules,
             tasks,
         })
+    }
+
+    /// Fires the schedule of the function `logical_id`, as EventBridge Scheduler would; returns its answer.
+    pub async fn fire_schedule(&self, logical_id: &str) -> anyhow::Result<serde_json::Value> {
+        let scheduled = self
+            .schedules
+            .iter()
+            .find(|s| s.function == logical_id)
+            .with_context(|| format!("no scheduled function {logical_id}"))?;
+        (scheduled.handler)().await
     }
 
     /// `http://127.0.0.1:PORT` + `path` on the HTTP front.

@@ -1,3 +1,6 @@
 //! Port implementations on AWS services.
 
+pub mod dynamodb;
+pub mod orange_logic;
 pub mod sqs;
+pub mod sqs_json;

@@ -1,3 +1,5 @@
 //! Flows: the business steps, orchestrating ports. Functions call one flow per event.
 
 pub mod accept_webhook;
+pub mod dam_webhook;
+pub mod detect_changes;

@@ -1,0 +1,488 @@
+//! `detect-asset-changes`: consumes `dam-events` (SQS, partial batch responses) and the scheduled
+//! poll of recently edited assets; both compare assets with their last known state and publish
+//! domain events onto the flow queues.
+
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use serde::Deserialize;
+use shared::adapters::dynamodb::{DynamoAssetStateStore, DynamoIdempotencyStore};
+use shared::adapters::orange_logic::source::OrangeLogicAssets;
+use shared::adapters::orange_logic::{
+    Auth, OrangeLogicClient, OrangeLogicError, Settings, TOKEN_PATH,
+};
+use shared::adapters::sqs_json::{SqsFlowPublisher, SqsJsonQueue};
+use shared::config::{ConfigError, Env};
+use shared::connector_config::{ConnectorConfigError, ConnectorConfigLocation};
+use shared::domain::dam::{ChangeRules, DamEvent, Flow};
+use shared::error::Retryable;
+use shared::flows::detect_changes::{
+    ChangeDetector, DetectError, DetectSettings, Handled, PollReport,
+};
+use shared::lambda::sqs_batch::process_records;
+use shared::ports::{AssetSource, AssetStateStore, FlowPublisher, IdempotencyStore};
+use shared::secrets::{SecretsError, SecretsLocation};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// How Orange Logic is authenticated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    /// OAuth2 client credentials: `ORANGE_LOGIC_CLIENT_ID` + the secret `orange_logic_client_secret`.
+    ClientCredentials,
+    /// A non-expiring bearer token: the secret `orange_logic_client_secret` is the token.
+    Bearer,
+}
+
+/// Settings read at cold start.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Asset states and the poll watermark.
+    pub asset_state_table: String,
+    /// Idempotency claims on DAM event ids.
+    pub claims_table: String,
+    /// Flow queue URLs.
+    pub flow_queues: BTreeMap<Flow, String>,
+    /// `https://customer.orangelogic.com`.
+    pub orange_logic_base_url: String,
+    /// Authentication mode.
+    pub auth_mode: AuthMode,
+    /// OAuth client id (client credentials only).
+    pub orange_logic_client_id: String,
+    /// DataTable resource for reads (`Documents.All` unless set).
+    pub datatable_resource: Option<String>,
+    /// How far back the first poll looks, seconds.
+    pub first_poll_lookback_seconds: i64,
+    /// Where the connector configuration is.
+    pub connector_config: ConnectorConfigLocation,
+    /// Where the secrets are.
+    pub secrets: SecretsLocation,
+}
+
+impl Config {
+    /// Reads the environment, reporting every missing variable at once.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Same as [`Config::from_env`] over any variable source.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut env = Env::new(lookup);
+        let asset_state_table = env.required("ASSET_STATE_TABLE");
+        let claims_table = env.required("DAM_EVENT_CLAIMS_TABLE");
+        let flow_queues = [
+            (Flow::Review, "REVIEW_QUEUE_URL"),
+            (Flow::IssueAlert, "ISSUE_ALERT_QUEUE_URL"),
+            (Flow::Campaign, "CAMPAIGN_QUEUE_URL"),
+            (Flow::RightsExpiry, "RIGHTS_EXPIRY_QUEUE_URL"),
+        ]
+        .into_iter()
+        .map(|(flow, name)| (flow, env.required(name)))
+        .collect();
+        let orange_logic_base_url = env.required("ORANGE_LOGIC_BASE_URL");
+        let auth_mode = match env.optional("ORANGE_LOGIC_AUTH").as_deref() {
+            None | Some("client_credentials") => AuthMode::ClientCredentials,
+            Some("bearer") => AuthMode::Bearer,
+            Some(other) => {
+                env.invalid(
+                    "ORANGE_LOGIC_AUTH",
+                    format!("{other:?} is neither client_credentials nor bearer"),
+                );
+                AuthMode::ClientCredentials
+            }
+        };
+        let orange_logic_client_id = match auth_mode {
+            AuthMode::ClientCredentials => env.required("ORANGE_LOGIC_CLIENT_ID"),
+            AuthMode::Bearer => String::new(),
+        };
+        let datatable_resource = env.optional("ORANGE_LOGIC_DATATABLE_RESOURCE");
+        let first_poll_lookback_seconds = env.parsed_or("POLL_FIRST_LOOKBACK_SECONDS", 3600_i64);
+        let connector_config = ConnectorConfigLocation::from_env(&mut env);
+        let secrets = SecretsLocation::from_env(&mut env);
+        env.finish()?;
+        Ok(Self {
+            asset_state_table,
+            claims_table,
+            flow_queues,
+            orange_logic_base_url,
+            auth_mode,
+            orange_logic_client_id,
+            datatable_resource,
+            first_poll_lookback_seconds,
+            connector_config,
+            secrets,
+        })
+    }
+}
+
+/// The function's dependencies.
+pub type Deps<
+    S = OrangeLogicAssets,
+    T = DynamoAssetStateStore,
+    I = DynamoIdempotencyStore,
+    P = SqsFlowPublisher,
+> = ChangeDetector<S, T, I, P>;
+
+/// Why the function could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Secrets unavailable.
+    #[error("detect-asset-changes cannot load its secrets")]
+    Secrets(#[from] SecretsError),
+    /// Connector configuration unavailable or invalid.
+    #[error("detect-asset-changes cannot load the connector configuration")]
+    ConnectorConfig(#[from] ConnectorConfigError),
+    /// No Orange Logic secret.
+    #[error("detect-asset-changes needs `orange_logic_client_secret` in the connector secrets")]
+    NoOrangeLogicSecret,
+    /// The HTTP client could not be built.
+    #[error("detect-asset-changes cannot build the Orange Logic client")]
+    Client(#[from] OrangeLogicError),
+}
+
+/// Builds the dependencies once per cold start.
+pub async fn connect(config: &Config, aws: &aws_config::SdkConfig) -> Result<Deps, StartError> {
+    let secrets = config.secrets.load(aws).await?;
+    let connector = config.connector_config.load(aws).await?;
+    let secret = secrets
+        .orange_logic_client_secret
+        .filter(|s| !s.expose().is_empty())
+        .ok_or(StartError::NoOrangeLogicSecret)?;
+    let auth = match config.auth_mode {
+        AuthMode::ClientCredentials => Auth::ClientCredentials {
+            token_path: TOKEN_PATH.into(),
+            client_id: config.orange_logic_client_id.clone(),
+            client_secret: secret,
+        },
+        AuthMode::Bearer => Auth::StaticBearer(secret),
+    };
+    let mut settings = Settings::new(&config.orange_logic_base_url, auth);
+    if let Some(resource) = &config.datatable_resource {
+        settings.datatable_resource.clone_from(resource);
+    }
+    let rules = ChangeRules::from_settings(&connector.dam);
+    let client = Arc::new(OrangeLogicClient::new(settings)?);
+    let dynamodb = aws_sdk_dynamodb::Client::new(aws);
+    let sqs = aws_sdk_sqs::Client::new(aws);
+    Ok(ChangeDetector {
+        source: OrangeLogicAssets::new(client, rules.fields(), rules.edit_date_field()),
+        rules,
+        states: DynamoAssetStateStore::new(dynamodb.clone(), &config.asset_state_table),
+        claims: DynamoIdempotencyStore::new(dynamodb, &config.claims_table),
+        publisher: SqsFlowPublisher::new(
+            config
+                .flow_queues
+                .iter()
+                .map(|(flow, url)| (*flow, SqsJsonQueue::new(sqs.clone(), url)))
+                .collect(),
+        ),
+        settings: DetectSettings {
+            first_poll_lookback_seconds: config.first_poll_lookback_seconds,
+            ..DetectSettings::default()
+        },
+    })
+}
+
+/// The scheduled poll's input (`Input` of the ScheduleV2 event in template.yaml).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PollRequest {
+    /// Always `recently_edited`.
+    pub poll: PollKind,
+}
+
+/// What to poll.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PollKind {
+    /// Assets edited since the watermark.
+    RecentlyEdited,
+}
+
+/// An invocation that could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum HandleError {
+    /// Neither an SQS batch nor a poll request.
+    #[error("the invocation is neither an SQS batch nor a poll request")]
+    UnknownInvocation(#[source] serde_json::Error),
+    /// The poll failed; the watermark stays, the next schedule covers the same ground.
+    #[error("the poll of recently edited assets failed")]
+    Poll(#[from] DetectError),
+    /// The answer could not be encoded.
+    #[error("cannot encode the answer")]
+    Encode(#[source] serde_json::Error),
+}
+
+/// One record that could not be handled.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    /// The body is not a DAM event: it will never be.
+    #[error("the record is not a DAM event")]
+    Malformed(#[source] serde_json::Error),
+    /// Detection failed.
+    #[error(transparent)]
+    Detect(#[from] DetectError),
+}
+
+impl Retryable for RecordError {
+    fn is_retryable(&self) -> bool {
+        match self {
+            Self::Malformed(_) => false,
+            Self::Detect(e) => e.is_retryable(),
+        }
+    }
+}
+
+/// Dispatches an invocation: an SQS batch (answered with the failed ids) or a poll request
+/// (answered with its report). `deadline_ms` is the invocation's deadline, Unix milliseconds.
+pub async fn handle<S, T, I, P>(
+    deps: &Deps<S, T, I, P>,
+    payload: serde_json::Value,
+    deadline_ms: i64,
+) -> Result<serde_json::Value, HandleError>
+where
+    S: AssetSource,
+    T: AssetStateStore,
+    I: IdempotencyStore,
+    P: FlowPublisher,
+{
+    if payload.get("Records").is_some() {
+        let event: SqsEvent =
+            serde_json::from_value(payload).map_err(HandleError::UnknownInvocation)?;
+        let response = handle_batch(deps, event, deadline_ms).await;
+        return serde_json::to_value(response).map_err(HandleError::Encode);
+    }
+    let _: PollRequest = serde_json::from_value(payload).map_err(HandleError::UnknownInvocation)?;
+    let report = handle_poll(deps, deadline_ms).await.inspect_err(|error| {
+        tracing::error!(error = %shared::error::chain(error), "poll failed; the next schedule retries");
+    })?;
+    Ok(serde_json::json!({
+        "scanned": report.scanned,
+        "remaining": report.remaining,
+        "published": report.published,
+        "watermark": report.watermark,
+    }))
+}
+
+/// Handles every record of a `dam-events` batch; only retryable failures are reported.
+pub async fn handle_batch<S, T, I, P>(
+    deps: &Deps<S, T, I, P>,
+    event: SqsEvent,
+    deadline_ms: i64,
+) -> SqsBatchResponse
+where
+    S: AssetSource,
+    T: AssetStateStore,
+    I: IdempotencyStore,
+    P: FlowPublisher,
+{
+    let deadline = deadline_ms / 1000 + 1;
+    process_records(event, |record| handle_record(deps, record, deadline)).await
+}
+
+async fn handle_record<S, T, I, P>(
+    deps: &Deps<S, T, I, P>,
+    record: SqsMessage,
+    deadline: i64,
+) -> Result<(), RecordError>
+where
+    S: AssetSource,
+    T: AssetStateStore,
+    I: IdempotencyStore,
+    P: FlowPublisher,
+{
+    let event: DamEvent = serde_json::from_str(record.body.as_deref().unwrap_or(""))
+        .map_err(RecordError::Malformed)?;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let handled = deps
+        .handle_event(&event, now, deadline.max(now + 1))
+        .await?;
+    if handled == Handled::Gone {
+        tracing::info!(asset = %event.asset, "asset no longer in the DAM; nothing to compare");
+    }
+    Ok(())
+}
+
+/// Time kept free at the end of an invocation for the last watermark write and the answer.
+const POLL_MARGIN_MS: i64 = 10_000;
+
+/// Runs the scheduled poll within the invocation's time (`deadline_ms`, Unix milliseconds).
+pub async fn handle_poll<S, T, I, P>(
+    deps: &Deps<S, T, I, P>,
+    deadline_ms: i64,
+) -> Result<PollReport, DetectError>
+where
+    S: AssetSource,
+    T: AssetStateStore,
+    I: IdempotencyStore,
+    P: FlowPublisher,
+{
+    let now = time::OffsetDateTime::now_utc();
+    let now_ms = i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
+    let budget_ms = (deadline_ms.saturating_sub(now_ms) - POLL_MARGIN_MS).max(1_000);
+    let budget = std::time::Duration::from_millis(u64::try_from(budget_ms).unwrap_or(1_000));
+    deps.poll(now, budget).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::connector_config::ConnectorConfig;
+    use shared::domain::dam::{AssetId, AssetSnapshot, DomainEventKind};
+    use shared::testing::{
+        InMemoryAssetSource, InMemoryAssetStateStore, InMemoryFlowPublisher,
+        InMemoryIdempotencyStore,
+    };
+
+    type TestDeps = Deps<
+        InMemoryAssetSource,
+        InMemoryAssetStateStore,
+        InMemoryIdempotencyStore,
+        InMemoryFlowPublisher,
+    >;
+
+    fn deps() -> TestDeps {
+        let config = ConnectorConfig::parse(include_str!("../../../local/connector.yaml"))
+            .expect("local config");
+        ChangeDetector {
+            rules: ChangeRules::from_settings(&config.dam),
+            source: InMemoryAssetSource::default(),
+            states: InMemoryAssetStateStore::default(),
+            claims: InMemoryIdempotencyStore::default(),
+            publisher: InMemoryFlowPublisher::default(),
+            settings: DetectSettings::default(),
+        }
+    }
+
+    fn asset(id: &str, status: &str) -> AssetSnapshot {
+        AssetSnapshot {
+            id: AssetId::parse(id).expect("id"),
+            fields: [
+                ("CoreField.Title", "Bridge"),
+                ("CoreField.Photographer", "A. Field"),
+                ("Custom.Campaign", "SUMMER26"),
+                ("CoreField.Status", status),
+                ("CoreField.EditDate", "2026-11-26T14:29:58"),
+            ]
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+        }
+    }
+
+    fn event_file(json: &str) -> serde_json::Value {
+        serde_json::from_str(json).expect("event file")
+    }
+
+    fn failed_ids(answer: &serde_json::Value) -> Vec<String> {
+        answer["batchItemFailures"]
+            .as_array()
+            .map(|failures| {
+                failures
+                    .iter()
+                    .filter_map(|f| f["itemIdentifier"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    const FAR: i64 = 4_102_444_800_000;
+
+    #[tokio::test]
+    async fn a_batch_with_a_redelivered_event_publishes_one_review_request() {
+        let deps = deps();
+        deps.source.put(asset("2RLQZBQ84U", "Ready for Review"));
+        let answer = handle(
+            &deps,
+            event_file(include_str!(
+                "../../../events/detect-asset-changes/dam-events-batch.json"
+            )),
+            FAR,
+        )
+        .await
+        .expect("batch");
+        assert!(failed_ids(&answer).is_empty(), "{answer}");
+        assert_eq!(deps.publisher.kinds(), [DomainEventKind::ReadyForReview]);
+    }
+
+    #[tokio::test]
+    async fn a_malformed_record_is_dropped_and_a_dam_outage_is_reported_for_retry() {
+        let deps = deps();
+        deps.source.fail_next(1);
+        let answer = handle(
+            &deps,
+            event_file(include_str!(
+                "../../../events/detect-asset-changes/dam-events-malformed.json"
+            )),
+            FAR,
+        )
+        .await
+        .expect("batch");
+        assert_eq!(
+            failed_ids(&answer),
+            ["c0ffee02-0000-4000-8000-000000000002"]
+        );
+    }
+
+    #[tokio::test]
+    async fn the_scheduled_poll_publishes_what_the_webhooks_missed() {
+        let deps = deps();
+        let recent = time::OffsetDateTime::now_utc() - time::Duration::minutes(1);
+        let mut snapshot = asset("2QDTWAOP1_5", "Rejected");
+        snapshot.fields.insert(
+            "CoreField.EditDate".into(),
+            shared::flows::detect_changes::dam_timestamp(recent),
+        );
+        deps.source.put(snapshot);
+        let answer = handle(
+            &deps,
+            event_file(include_str!(
+                "../../../events/detect-asset-changes/scheduled-poll.json"
+            )),
+            FAR,
+        )
+        .await
+        .expect("poll");
+        assert_eq!(answer["scanned"], 1);
+        assert_eq!(deps.publisher.kinds(), [DomainEventKind::Rejected]);
+    }
+
+    #[tokio::test]
+    async fn an_unknown_invocation_is_an_error() {
+        let err = handle(&deps(), serde_json::json!({"detail": {}}), FAR)
+            .await
+            .expect_err("unknown");
+        assert!(matches!(err, HandleError::UnknownInvocation(_)));
+    }
+
+    #[test]
+    fn every_missing_variable_is_named_at_once() {
+        let err = Config::from_lookup(|_| None).expect_err("missing");
+        for name in [
+            "ASSET_STATE_TABLE",
+            "DAM_EVENT_CLAIMS_TABLE",
+            "REVIEW_QUEUE_URL",
+            "ORANGE_LOGIC_BASE_URL",
+            "ORANGE_LOGIC_CLIENT_ID",
+        ] {
+            assert!(err.to_string().contains(name), "{err}");
+        }
+    }
+
+    #[test]
+    fn bearer_mode_needs_no_client_id() {
+        let vars: BTreeMap<&str, &str> = [
+            ("ASSET_STATE_TABLE", "t"),
+            ("DAM_EVENT_CLAIMS_TABLE", "c"),
+            ("REVIEW_QUEUE_URL", "q1"),
+            ("ISSUE_ALERT_QUEUE_URL", "q2"),
+            ("CAMPAIGN_QUEUE_URL", "q3"),
+            ("RIGHTS_EXPIRY_QUEUE_URL", "q4"),
+            ("ORANGE_LOGIC_BASE_URL", "https://dam.example.com"),
+            ("ORANGE_LOGIC_AUTH", "bearer"),
+            ("CONNECTOR_CONFIG_FILE", "local/connector.yaml"),
+            ("CONNECTOR_SECRETS_FILE", "local/secrets.json"),
+        ]
+        .into();
+        let config = Config::from_lookup(|k| vars.get(k).map(|v| (*v).to_owned())).expect("ok");
+        assert_eq!(config.auth_mode, AuthMode::Bearer);
+    }
+}

@@ -1,0 +1,615 @@
+//! An Orange Logic simulator on loopback, following the documented contracts (see
+//! docs/orange-logic.md): OAuth2 client credentials and static bearer tokens, Search v4.0 with
+//! paging, DataTable v2.2 read/update with the field operators, UploadNewMedia v3.0 streamed with a
+//! size limit, share links, XML by default and JSON on `format=json`, failures inside HTTP 200,
+//! 403 on over-long URLs; webhooks on create / edit / delete with unique event ids and up to five
+//! retries; seeding from a file and a generator; fault switches (503 for a while, slow answers,
+//! the next answers failing).
+
+mod http_api;
+pub mod store;
+pub mod xml;
+
+pub use store::{Asset, Change, Folder, Op, Query, Store, UpdateError};
+
+use serde::Deserialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// The header carrying the webhook's shared secret, unless configured otherwise.
+pub const DEFAULT_WEBHOOK_HEADER: &str = "x-dam-webhook-secret";
+
+/// How the token endpoint spells the token (sources disagree; the client must accept both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenStyle {
+    /// `access_token`.
+    SnakeCase,
+    /// `accessToken`.
+    CamelCase,
+}
+
+/// The simulated instance's configuration.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// OAuth client ids and secrets accepted by the token endpoint.
+    pub clients: Vec<(String, String)>,
+    /// Non-expiring bearer tokens accepted as they are.
+    pub static_tokens: Vec<String>,
+    /// Token answer spelling.
+    pub token_style: TokenStyle,
+    /// GET URLs longer than this get 403 (Orange Logic's "URL too long").
+    pub max_url_len: usize,
+    /// Uploads larger than this get 413, detected while streaming.
+    pub max_upload_bytes: u64,
+    /// Search page size cap.
+    pub max_per_page: usize,
+    /// Custom fields of the instance (`Custom.Campaign` ...).
+    pub custom_fields: Vec<String>,
+    /// Fields whose values come from a list.
+    pub allowed_values: BTreeMap<String, Vec<String>>,
+    /// Retries of a failed webhook delivery.
+    pub webhook_retries: u32,
+    /// First retry delay (doubles each retry).
+    pub webhook_retry_delay: Duration,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            clients: vec![("connector-local".into(), "local-orange-logic-secret".into())],
+            static_tokens: Vec::new(),
+            token_style: TokenStyle::SnakeCase,
+            max_url_len: 2048,
+            max_upload_bytes: 256 * 1024 * 1024,
+            max_per_page: 100,
+            custom_fields: [
+                "Custom.Approvers",
+                "Custom.Campaign",
+                "Custom.LicenceEnd",
+                "Custom.Region",
+                "Custom.BrandCompliant",
+                "Custom.WhatsAppLog",
+                "Custom.ReviewDeadline",
+            ]
+            .map(String::from)
+            .to_vec(),
+            allowed_values: [(
+                "CoreField.Status".to_owned(),
+                [
+                    "Draft",
+                    "Ready for Review",
+                    "Approved",
+                    "Rejected",
+                    "Blocked by Policy",
+                ]
+                .map(String::from)
+                .to_vec(),
+            )]
+            .into(),
+            webhook_retries: 5,
+            webhook_retry_delay: Duration::from_millis(100),
+        }
+    }
+}
+
+/// Where webhooks go.
+#[derive(Debug, Clone)]
+pub struct WebhookTarget {
+    /// Subscriber URL.
+    pub url: String,
+    /// Header carrying the secret.
+    pub header: String,
+    /// The shared secret.
+    pub secret: String,
+}
+
+/// One delivery attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The event id.
+    pub event_id: String,
+    /// 1-based attempt.
+    pub attempt: u32,
+    /// HTTP status, or `None` when the subscriber could not be reached or the event was dropped.
+    pub status: Option<u16>,
+}
+
+#[derive(Debug, Default)]
+struct Faults {
+    unavailable_until: Option<Instant>,
+    latency: Duration,
+    fail_next: Vec<u16>,
+}
+
+#[derive(Debug, Default)]
+struct Webhooks {
+    target: Option<WebhookTarget>,
+    drop: bool,
+    duplicate: bool,
+}
+
+/// Counters tests assert on.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Stats {
+    /// Tokens issued by the token endpoint.
+    pub tokens_issued: usize,
+    /// API answers by status.
+    pub statuses: BTreeMap<u16, usize>,
+    /// Search calls served.
+    pub searches: usize,
+    /// Search calls made by following a `NextPage.href` (they carry its continuation token).
+    pub next_pages_followed: usize,
+    /// Largest upload received, bytes.
+    pub largest_upload: u64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+struct WebhookEvent {
+    #[serde(rename = "eventId")]
+    event_id: String,
+    topic: &'static str,
+    #[serde(rename = "recordId")]
+    record_id: String,
+    #[serde(rename = "occurredAt")]
+    occurred_at: String,
+}
+
+/// A search's result set: query text, store generation, matching RecordIDs.
+type CachedSearch = (String, u64, Arc<Vec<String>>);
+
+/// Shared state of a running simulator.
+#[derive(Debug)]
+pub(crate) struct Inner {
+    config: SimConfig,
+    base_url: String,
+    store: Mutex<Store>,
+    tokens: Mutex<BTreeSet<String>>,
+    faults: Mutex<Faults>,
+    webhooks: Mutex<Webhooks>,
+    deliveries: Mutex<Vec<Delivery>>,
+    stats: Mutex<Stats>,
+    links: Mutex<BTreeMap<String, (String, String)>>,
+    /// The last search: query text, store generation, matching RecordIDs.
+    search_cache: Mutex<Option<CachedSearch>>,
+    outbox: mpsc::UnboundedSender<WebhookEvent>,
+    in_flight: AtomicUsize,
+    sequence: AtomicU64,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Now, as Orange Logic formats dates by default (`yyyy-MM-ddTHH:mm:ss`, UTC here).
+pub fn now() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(time::macros::format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second]"
+        ))
+        .unwrap_or_default()
+}
+
+fn random_hex(bytes: usize) -> String {
+    use aws_lc_rs::rand::SecureRandom as _;
+    let mut buffer = vec![0_u8; bytes];
+    let _ = aws_lc_rs::rand::SystemRandom::new().fill(&mut buffer);
+    hex::encode(buffer)
+}
+
+impl Inner {
+    /// The store for a change: the clock is set and cached search results are invalidated.
+    fn store(&self) -> MutexGuard<'_, Store> {
+        let mut store = lock(&self.store);
+        store.now = now();
+        store.generation += 1;
+        store
+    }
+
+    fn announce(&self, change: Change) {
+        let (topic, record_id) = match change {
+            Change::Created(id) => ("asset.created", id),
+            Change::Edited(id) => ("asset.edited", id),
+            Change::Deleted(id) => ("asset.deleted", id),
+        };
+        if lock(&self.webhooks).target.is_none() {
+            return;
+        }
+        let n = self.sequence.fetch_add(1, Ordering::SeqCst);
+        let event = WebhookEvent {
+            event_id: format!("evt-{n}-{}", random_hex(6)),
+            topic,
+            record_id,
+            occurred_at: now(),
+        };
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        if self.outbox.send(event).is_err() {
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    fn issue_token(&self) -> String {
+        let token = format!("sim-{}", random_hex(16));
+        lock(&self.tokens).insert(token.clone());
+        lock(&self.stats).tokens_issued += 1;
+        token
+    }
+
+    fn token_valid(&self, token: &str) -> bool {
+        lock(&self.tokens).contains(token) || self.config.static_tokens.iter().any(|t| t == token)
+    }
+}
+
+/// A running simulator; dropping it stops the server and the webhook sender.
+#[derive(Debug)]
+pub struct Simulator {
+    inner: Arc<Inner>,
+    addr: SocketAddr,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// A seed document: folders and assets.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Seed {
+    /// Folders.
+    #[serde(default)]
+    pub folders: Vec<SeedFolder>,
+    /// Assets.
+    #[serde(default)]
+    pub assets: Vec<SeedAsset>,
+}
+
+/// A folder to create.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedFolder {
+    /// Title (also usable as a reference).
+    pub title: String,
+    /// Parent title.
+    #[serde(default)]
+    pub parent: Option<String>,
+}
+
+/// An asset to create.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SeedAsset {
+    /// Folder title.
+    #[serde(default)]
+    pub folder: Option<String>,
+    /// Field values.
+    pub fields: BTreeMap<String, String>,
+}
+
+impl Simulator {
+    /// Serves on `addr` (`127.0.0.1:0` picks a port).
+    pub async fn start(config: SimConfig, addr: SocketAddr) -> std::io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let (outbox, inbox) = mpsc::unbounded_channel();
+        let mut store = Store::new(
+            config.custom_fields.iter().cloned().collect(),
+            config
+                .allowed_values
+                .iter()
+                .map(|(k, v)| (k.clone(), v.iter().cloned().collect()))
+                .collect(),
+        );
+        store.now = now();
+        let inner = Arc::new(Inner {
+            config,
+            base_url: format!("http://{addr}"),
+            store: Mutex::new(store),
+            tokens: Mutex::default(),
+            faults: Mutex::default(),
+            webhooks: Mutex::default(),
+            deliveries: Mutex::default(),
+            stats: Mutex::default(),
+            links: Mutex::default(),
+            search_cache: Mutex::default(),
+            outbox,
+            in_flight: AtomicUsize::new(0),
+            sequence: AtomicU64::new(1),
+        });
+        let app = http_api::router(Arc::clone(&inner));
+        let server = tokio::spawn(async move {
+            if let Err(error) = axum::serve(listener, app).await {
+                tracing::error!(%error, "Orange Logic simulator stopped");
+            }
+        });
+        let sender = tokio::spawn(deliver_webhooks(Arc::clone(&inner), inbox));
+        Ok(Self {
+            inner,
+            addr,
+            tasks: vec![server, sender],
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        self.inner.base_url.clone()
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Sends webhooks to `target` from now on.
+    pub fn subscribe(&self, target: WebhookTarget) {
+        lock(&self.inner.webhooks).target = Some(target);
+    }
+
+    /// Loses every webhook from now on (`true`) or delivers them again (`false`).
+    pub fn drop_webhooks(&self, drop: bool) {
+        lock(&self.inner.webhooks).drop = drop;
+    }
+
+    /// Delivers every webhook twice with the same event id (a redelivery after a lost answer).
+    pub fn duplicate_webhooks(&self, duplicate: bool) {
+        lock(&self.inner.webhooks).duplicate = duplicate;
+    }
+
+    /// Waits until every announced webhook has been delivered, retried out or dropped.
+    pub async fn wait_for_webhooks(&self, timeout: Duration) -> bool {
+        let start = Instant::now();
+        while self.inner.in_flight.load(Ordering::SeqCst) > 0 {
+            if start.elapsed() > timeout {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        true
+    }
+
+    /// Every delivery attempt so far.
+    pub fn deliveries(&self) -> Vec<Delivery> {
+        lock(&self.inner.deliveries).clone()
+    }
+
+    /// Answers 503 to every API call for `duration`.
+    pub fn unavailable_for(&self, duration: Duration) {
+        lock(&self.inner.faults).unavailable_until = Some(Instant::now() + duration);
+    }
+
+    /// Delays every answer by `latency`.
+    pub fn slow(&self, latency: Duration) {
+        lock(&self.inner.faults).latency = latency;
+    }
+
+    /// The next API calls answer these statuses, in order.
+    pub fn fail_next(&self, statuses: &[u16]) {
+        lock(&self.inner.faults).fail_next = statuses.iter().rev().copied().collect();
+    }
+
+    /// Forgets every issued token (a fail-over to another server): the next call gets 401.
+    pub fn expire_tokens(&self) {
+        lock(&self.inner.tokens).clear();
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> Stats {
+        lock(&self.inner.stats).clone()
+    }
+
+    /// Adds a folder; returns its RecordID.
+    pub fn add_folder(&self, title: &str) -> String {
+        self.inner.store().add_folder(title, None)
+    }
+
+    /// Adds an asset as an upload in the UI would (announced by webhook); returns its RecordID.
+    pub fn add_asset(&self, fields: &[(&str, &str)]) -> String {
+        let id = self.inner.store().add_asset(
+            fields
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        );
+        self.inner.announce(Change::Created(id.clone()));
+        id
+    }
+
+    /// Sets a field as a user in the UI would (announced by webhook).
+    pub fn edit(&self, record_id: &str, field: &str, value: &str) -> Result<(), UpdateError> {
+        self.inner
+            .store()
+            .update(record_id, &[(field.to_owned(), Op::Set, value.to_owned())])?;
+        self.inner.announce(Change::Edited(record_id.to_owned()));
+        Ok(())
+    }
+
+    /// Deletes an asset (announced by webhook).
+    pub fn delete(&self, record_id: &str) -> bool {
+        let removed = self.inner.store().assets.remove(record_id).is_some();
+        if removed {
+            self.inner.announce(Change::Deleted(record_id.to_owned()));
+        }
+        removed
+    }
+
+    /// A copy of an asset.
+    pub fn asset(&self, record_id: &str) -> Option<Asset> {
+        lock(&self.inner.store).assets.get(record_id).cloned()
+    }
+
+    /// The asset with this unique identifier.
+    pub fn asset_by_identifier(&self, identifier: &str) -> Option<Asset> {
+        lock(&self.inner.store)
+            .find("CoreField.Identifier", identifier)
+            .cloned()
+    }
+
+    /// Number of assets.
+    pub fn asset_count(&self) -> usize {
+        lock(&self.inner.store).assets.len()
+    }
+
+    /// Loads a seed document (JSON) without announcing anything.
+    pub fn seed(&self, seed: &Seed) -> Result<usize, UpdateError> {
+        let mut store = self.inner.store();
+        for folder in &seed.folders {
+            let parent = folder
+                .parent
+                .as_deref()
+                .map(|p| {
+                    store
+                        .resolve_folder(p)
+                        .map(|f| f.record_id.clone())
+                        .ok_or_else(|| UpdateError::NoFolder(p.to_owned()))
+                })
+                .transpose()?;
+            store.add_folder(&folder.title, parent);
+        }
+        for asset in &seed.assets {
+            let mut fields = asset.fields.clone();
+            if let Some(folder) = &asset.folder {
+                let id = store
+                    .resolve_folder(folder)
+                    .map(|f| f.record_id.clone())
+                    .ok_or_else(|| UpdateError::NoFolder(folder.clone()))?;
+                fields.insert("CoreField.Parent-folder".into(), id);
+            }
+            store.add_asset(fields);
+        }
+        Ok(seed.assets.len())
+    }
+
+    /// Loads a seed file.
+    pub fn seed_file(&self, path: &std::path::Path) -> anyhow::Result<usize> {
+        let seed: Seed = serde_json::from_str(&std::fs::read_to_string(path)?)?;
+        Ok(self.seed(&seed)?)
+    }
+
+    /// Adds `count` synthetic assets (deterministic for a `seed`) spread over 50 folders, with
+    /// statuses, campaigns, regions, expiry dates and edit dates over the past year.
+    pub fn generate(&self, count: usize, seed: u64) -> usize {
+        let statuses = [
+            "Draft",
+            "Ready for Review",
+            "Approved",
+            "Rejected",
+            "Blocked by Policy",
+        ];
+        let regions = ["EMEA", "NA", "LATAM", "APAC"];
+        let mut state = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+        let mut next = move |bound: u64| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (state >> 33) % bound.max(1)
+        };
+        let mut store = self.inner.store();
+        let folders: Vec<String> = (0..50)
+            .map(|i| store.add_folder(&format!("Generated/Folder {i:02}"), None))
+            .collect();
+        for i in 0..count {
+            let month = 1 + next(12);
+            let day = 1 + next(28);
+            let fields: BTreeMap<String, String> = [
+                ("CoreField.Title", format!("Synthetic asset {i}")),
+                (
+                    "CoreField.Photographer",
+                    format!("Photographer {}", next(400)),
+                ),
+                ("CoreField.Status", statuses[next(5) as usize].to_owned()),
+                ("Custom.Campaign", format!("CAMPAIGN-{:02}", next(20))),
+                ("Custom.Region", regions[next(4) as usize].to_owned()),
+                (
+                    "CoreField.ExpirationDate",
+                    format!("{}-{month:02}-{day:02}T00:00:00", 2026 + next(3)),
+                ),
+                (
+                    "CoreField.EditDate",
+                    format!(
+                        "2026-{month:02}-{day:02}T{:02}:{:02}:{:02}",
+                        next(24),
+                        next(60),
+                        next(60)
+                    ),
+                ),
+                (
+                    "CoreField.Parent-folder",
+                    folders[next(folders.len() as u64) as usize].clone(),
+                ),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+            store.add_asset(fields);
+        }
+        count
+    }
+}
+
+async fn deliver_webhooks(inner: Arc<Inner>, mut inbox: mpsc::UnboundedReceiver<WebhookEvent>) {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap_or_default();
+    while let Some(event) = inbox.recv().await {
+        let (target, drop, duplicate) = {
+            let webhooks = lock(&inner.webhooks);
+            (webhooks.target.clone(), webhooks.drop, webhooks.duplicate)
+        };
+        match target {
+            Some(target) if !drop => {
+                let copies = if duplicate { 2 } else { 1 };
+                for _ in 0..copies {
+                    deliver(&inner, &client, &target, &event).await;
+                }
+            }
+            _ => lock(&inner.deliveries).push(Delivery {
+                event_id: event.event_id.clone(),
+                attempt: 0,
+                status: None,
+            }),
+        }
+        inner.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+async fn deliver(
+    inner: &Inner,
+    client: &reqwest::Client,
+    target: &WebhookTarget,
+    event: &WebhookEvent,
+) {
+    let body = serde_json::json!({ "events": [event] }).to_string();
+    let mut delay = inner.config.webhook_retry_delay;
+    for attempt in 1..=inner.config.webhook_retries + 1 {
+        let status = client
+            .post(&target.url)
+            .header(&target.header, &target.secret)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .ok()
+            .map(|r| r.status().as_u16());
+        lock(&inner.deliveries).push(Delivery {
+            event_id: event.event_id.clone(),
+            attempt,
+            status,
+        });
+        if status.is_some_and(|s| (200..300).contains(&s)) {
+            return;
+        }
+        tokio::time::sleep(delay).await;
+        delay *= 2;
+    }
+    tracing::warn!(event_id = %event.event_id, "webhook given up after every retry");
+}

@@ -1,0 +1,710 @@
+//! DAM-side domain: the events Orange Logic's webhook reports, the asset state the connector
+//! remembers, and the rules that turn "asset edited" into the business events the flows act on.
+//! Pure: no I/O, so every rule is unit-tested without async.
+
+use crate::connector_config::{DamConcept, DamSettings};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// An Orange Logic asset's `RecordID` (the Media Encrypted Identifier), validated.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct AssetId(String);
+
+/// A string that cannot be an Orange Logic record id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not an Orange Logic record id (1-64 letters, digits, `_` or `-`)")]
+pub struct InvalidAssetId;
+
+impl AssetId {
+    /// Accepts 1-64 ASCII letters, digits, `_` and `-` (record ids look like `2RLQZBQ84U` or `2QDTWAOP1_5`).
+    pub fn parse(raw: &str) -> Result<Self, InvalidAssetId> {
+        let valid = !raw.is_empty()
+            && raw.len() <= 64
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if valid {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err(InvalidAssetId)
+        }
+    }
+
+    /// The id as Orange Logic spells it.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for AssetId {
+    type Error = InvalidAssetId;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<AssetId> for String {
+    fn from(value: AssetId) -> Self {
+        value.0
+    }
+}
+
+impl fmt::Display for AssetId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What happened to an asset, as the DAM's webhook says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DamEventKind {
+    /// Uploaded or created.
+    Created,
+    /// Saved (metadata or file).
+    Edited,
+    /// Deleted or binned.
+    Deleted,
+}
+
+/// One DAM event as queued on `dam-events`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DamEvent {
+    /// The DAM's unique event id (redeliveries repeat it), or `poll:` ids for polled changes.
+    pub event_id: String,
+    /// What happened.
+    pub kind: DamEventKind,
+    /// The asset.
+    pub asset: AssetId,
+    /// When the DAM says it happened, as sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub occurred_at: Option<String>,
+}
+
+/// A webhook body split into events.
+#[derive(Debug, PartialEq, Eq)]
+pub struct SplitDamWebhook {
+    /// Events to enqueue.
+    pub events: Vec<DamEvent>,
+    /// Topics ignored on purpose (not about assets).
+    pub ignored: Vec<String>,
+}
+
+/// A webhook body that is not what the connector expects.
+#[derive(Debug, thiserror::Error)]
+pub enum DamWebhookError {
+    /// Not JSON of the documented shape.
+    #[error("the DAM webhook body is not the expected JSON")]
+    Json(#[source] serde_json::Error),
+    /// An event lacks its id or names an invalid record id.
+    #[error("DAM webhook event {index} is unusable: {problem}")]
+    Event { index: usize, problem: &'static str },
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum WireBody {
+    Batch { events: Vec<WireEvent> },
+    One(WireEvent),
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireEvent {
+    #[serde(default)]
+    event_id: Option<String>,
+    #[serde(default)]
+    topic: Option<String>,
+    #[serde(default)]
+    record_id: Option<String>,
+    #[serde(default)]
+    occurred_at: Option<String>,
+}
+
+/// Longest event id accepted; ids are keys in DynamoDB and SQS attributes.
+pub const MAX_EVENT_ID_LEN: usize = 200;
+
+/// Splits a DAM webhook body: `{"events":[{eventId, topic, recordId, occurredAt}]}` or one such
+/// object. The payload shape is this connector's contract with the DAM-side automation
+/// (Orange Logic does not publish one; see docs/orange-logic.md).
+pub fn split_webhook(body: &[u8]) -> Result<SplitDamWebhook, DamWebhookError> {
+    let wire: WireBody = serde_json::from_slice(body).map_err(DamWebhookError::Json)?;
+    let wire_events = match wire {
+        WireBody::Batch { events } => events,
+        WireBody::One(event) => vec![event],
+    };
+    let mut split = SplitDamWebhook {
+        events: Vec::with_capacity(wire_events.len()),
+        ignored: Vec::new(),
+    };
+    for (index, event) in wire_events.into_iter().enumerate() {
+        let bad = |problem| DamWebhookError::Event { index, problem };
+        let topic = event.topic.unwrap_or_default();
+        let kind = match topic.to_ascii_lowercase().as_str() {
+            "asset.created" | "asset.create" => DamEventKind::Created,
+            "asset.edited" | "asset.edit" | "asset.updated" => DamEventKind::Edited,
+            "asset.deleted" | "asset.delete" => DamEventKind::Deleted,
+            _ => {
+                split.ignored.push(topic);
+                continue;
+            }
+        };
+        let event_id = event
+            .event_id
+            .filter(|id| !id.is_empty() && id.len() <= MAX_EVENT_ID_LEN)
+            .ok_or_else(|| bad("no event id, or one over 200 characters"))?;
+        let asset = event
+            .record_id
+            .as_deref()
+            .map(AssetId::parse)
+            .ok_or_else(|| bad("no record id"))?
+            .map_err(|_| bad("invalid record id"))?;
+        split.events.push(DamEvent {
+            event_id,
+            kind,
+            asset,
+            occurred_at: event.occurred_at,
+        });
+    }
+    Ok(split)
+}
+
+/// An asset's metadata as read from the DAM: field name → value (multi-values joined with `|`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssetSnapshot {
+    /// The asset.
+    pub id: AssetId,
+    /// Field values by the instance's field names.
+    pub fields: BTreeMap<String, String>,
+}
+
+/// What the connector remembers of an asset between events.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct AssetState {
+    /// Status value.
+    #[serde(default)]
+    pub status: Option<String>,
+    /// Expiry date as the DAM spells it.
+    #[serde(default)]
+    pub expiry: Option<String>,
+    /// Licence end date as the DAM spells it.
+    #[serde(default)]
+    pub licence_end: Option<String>,
+    /// Required fields that were empty.
+    #[serde(default)]
+    pub missing_required: Vec<String>,
+    /// Whether the brand-compliance field said non-compliant.
+    #[serde(default)]
+    pub brand_blocked: bool,
+    /// The DAM's edit date when this state was seen.
+    #[serde(default)]
+    pub edited_at: Option<String>,
+}
+
+/// Why an asset is blocked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyReason {
+    /// Its status is the configured "blocked" value.
+    Status,
+    /// Its brand-compliance field says non-compliant.
+    BrandCompliance,
+}
+
+/// A business event derived from a change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum DomainEventKind {
+    /// Status became "ready for review" with every required field filled (flow 1).
+    ReadyForReview,
+    /// Status became "approved".
+    Approved,
+    /// Status became "rejected" (flow 7).
+    Rejected,
+    /// Status became "ready for review" but required fields are empty (flow 7).
+    MissingRequiredMetadata {
+        /// The empty fields.
+        missing: Vec<String>,
+    },
+    /// Blocked by policy (flow 7).
+    BlockedByPolicy {
+        /// Why.
+        reason: PolicyReason,
+    },
+    /// A campaign package was approved (flow 4).
+    CampaignPackageApproved {
+        /// The campaign.
+        campaign: String,
+    },
+    /// The expiry or licence end date changed (flow 3 recomputes its windows).
+    ExpiryChanged {
+        /// New expiry date.
+        expiry: Option<String>,
+        /// New licence end date.
+        licence_end: Option<String>,
+    },
+}
+
+/// The flow queue a domain event goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Flow {
+    /// Review requests and their closing (flow 1).
+    Review,
+    /// Issue alerts (flow 7).
+    IssueAlert,
+    /// Campaign rollout (flow 4).
+    Campaign,
+    /// Rights expiry (flow 3).
+    RightsExpiry,
+}
+
+impl DomainEventKind {
+    /// Where the event goes.
+    pub fn flow(&self) -> Flow {
+        match self {
+            Self::ReadyForReview | Self::Approved => Flow::Review,
+            Self::Rejected
+            | Self::MissingRequiredMetadata { .. }
+            | Self::BlockedByPolicy { .. } => Flow::IssueAlert,
+            Self::CampaignPackageApproved { .. } => Flow::Campaign,
+            Self::ExpiryChanged { .. } => Flow::RightsExpiry,
+        }
+    }
+
+    fn tag(&self) -> &'static str {
+        match self {
+            Self::ReadyForReview => "ready_for_review",
+            Self::Approved => "approved",
+            Self::Rejected => "rejected",
+            Self::MissingRequiredMetadata { .. } => "missing_required_metadata",
+            Self::BlockedByPolicy { .. } => "blocked_by_policy",
+            Self::CampaignPackageApproved { .. } => "campaign_package_approved",
+            Self::ExpiryChanged { .. } => "expiry_changed",
+        }
+    }
+}
+
+/// A domain event as put on a flow queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DomainEvent {
+    /// Deterministic id: the same change always yields the same id (queue deduplication key).
+    pub id: String,
+    /// The asset.
+    pub asset: AssetId,
+    /// The DAM's edit date of the version that caused it.
+    #[serde(default)]
+    pub edited_at: Option<String>,
+    /// What happened.
+    #[serde(flatten)]
+    pub kind: DomainEventKind,
+}
+
+/// The field names and values change detection reads, taken from the connector configuration.
+#[derive(Debug, Clone)]
+pub struct ChangeRules {
+    status_field: String,
+    ready_for_review: String,
+    approved: String,
+    rejected: String,
+    blocked: Option<String>,
+    required_fields: Vec<String>,
+    campaign_field: String,
+    expiry_field: String,
+    licence_end_field: String,
+    brand_field: String,
+    brand_blocked_values: Vec<String>,
+    doc_subtype_field: String,
+    campaign_package_subtypes: Vec<String>,
+    edit_date_field: String,
+}
+
+impl ChangeRules {
+    /// Builds the rules from the validated DAM settings.
+    pub fn from_settings(dam: &DamSettings) -> Self {
+        let field = |concept| dam.field_map.get(&concept).cloned().unwrap_or_default();
+        Self {
+            status_field: field(DamConcept::Status),
+            ready_for_review: dam.status_values.ready_for_review.clone(),
+            approved: dam.status_values.approved.clone(),
+            rejected: dam.status_values.rejected.clone(),
+            blocked: dam.status_values.blocked.clone(),
+            required_fields: dam.required_fields.clone(),
+            campaign_field: field(DamConcept::Campaign),
+            expiry_field: field(DamConcept::ExpiryDate),
+            licence_end_field: field(DamConcept::LicenceEnd),
+            brand_field: field(DamConcept::BrandCompliance),
+            brand_blocked_values: dam
+                .brand_non_compliant_values
+                .iter()
+                .map(|v| v.to_lowercase())
+                .collect(),
+            doc_subtype_field: dam.doc_subtype_field.clone(),
+            campaign_package_subtypes: dam.campaign_package_subtypes.clone(),
+            edit_date_field: dam.edit_date_field.clone(),
+        }
+    }
+
+    /// Every field detection reads, for the DAM read and search calls.
+    pub fn fields(&self) -> Vec<String> {
+        let mut fields = vec![
+            self.status_field.clone(),
+            self.campaign_field.clone(),
+            self.expiry_field.clone(),
+            self.licence_end_field.clone(),
+            self.brand_field.clone(),
+            self.doc_subtype_field.clone(),
+            self.edit_date_field.clone(),
+        ];
+        fields.extend(self.required_fields.iter().cloned());
+        fields.sort();
+        fields.dedup();
+        fields
+    }
+
+    /// The edit-date field (polling criterion).
+    pub fn edit_date_field(&self) -> &str {
+        &self.edit_date_field
+    }
+
+    /// The state worth remembering of `snapshot`.
+    pub fn observe(&self, snapshot: &AssetSnapshot) -> AssetState {
+        let value = |name: &str| {
+            snapshot
+                .fields
+                .get(name)
+                .map(|v| v.trim())
+                .filter(|v| !v.is_empty())
+                .map(str::to_owned)
+        };
+        AssetState {
+            status: value(&self.status_field),
+            expiry: value(&self.expiry_field),
+            licence_end: value(&self.licence_end_field),
+            missing_required: self
+                .required_fields
+                .iter()
+                .filter(|f| value(f).is_none())
+                .cloned()
+                .collect(),
+            brand_blocked: value(&self.brand_field)
+                .is_some_and(|v| self.brand_blocked_values.contains(&v.to_lowercase())),
+            edited_at: value(&self.edit_date_field),
+        }
+    }
+
+    /// The domain events the move from `previous` (none on first sight) to `current` produces.
+    /// Status events fire on a change of status only, so the same state seen twice yields nothing.
+    pub fn detect(
+        &self,
+        snapshot: &AssetSnapshot,
+        previous: Option<&AssetState>,
+        current: &AssetState,
+    ) -> Vec<DomainEvent> {
+        let mut kinds = Vec::new();
+        let status = current.status.as_deref();
+        let status_changed = previous.map(|p| p.status.as_deref()) != Some(status);
+        let is = |value: &str| status == Some(value);
+        if status_changed {
+            if is(&self.ready_for_review) {
+                kinds.push(ready_or_missing(current));
+            } else if is(&self.approved) {
+                kinds.push(DomainEventKind::Approved);
+                if let Some(campaign) = self.campaign_package(snapshot) {
+                    kinds.push(DomainEventKind::CampaignPackageApproved { campaign });
+                }
+            } else if is(&self.rejected) {
+                kinds.push(DomainEventKind::Rejected);
+            } else if self.blocked.as_deref().is_some_and(is) {
+                kinds.push(DomainEventKind::BlockedByPolicy {
+                    reason: PolicyReason::Status,
+                });
+            }
+        } else if is(&self.ready_for_review)
+            && current.missing_required.is_empty()
+            && previous.is_some_and(|p| !p.missing_required.is_empty())
+        {
+            // The owner filled the missing fields: now the reviewers can have it.
+            kinds.push(DomainEventKind::ReadyForReview);
+        }
+        if current.brand_blocked && !previous.is_some_and(|p| p.brand_blocked) {
+            kinds.push(DomainEventKind::BlockedByPolicy {
+                reason: PolicyReason::BrandCompliance,
+            });
+        }
+        if let Some(previous) = previous
+            && (previous.expiry != current.expiry || previous.licence_end != current.licence_end)
+        {
+            kinds.push(DomainEventKind::ExpiryChanged {
+                expiry: current.expiry.clone(),
+                licence_end: current.licence_end.clone(),
+            });
+        }
+        let version = current.edited_at.clone().unwrap_or_else(|| {
+            crate::crypto::sha256_hex(&[serde_json::to_string(current)
+                .unwrap_or_default()
+                .as_bytes()])
+        });
+        kinds
+            .into_iter()
+            .map(|kind| DomainEvent {
+                id: crate::crypto::sha256_hex(&[
+                    snapshot.id.as_str().as_bytes(),
+                    b"\n",
+                    kind.tag().as_bytes(),
+                    b"\n",
+                    version.as_bytes(),
+                ]),
+                asset: snapshot.id.clone(),
+                edited_at: current.edited_at.clone(),
+                kind,
+            })
+            .collect()
+    }
+
+    fn campaign_package(&self, snapshot: &AssetSnapshot) -> Option<String> {
+        let subtype = snapshot.fields.get(&self.doc_subtype_field)?;
+        if !self.campaign_package_subtypes.contains(subtype) {
+            return None;
+        }
+        snapshot
+            .fields
+            .get(&self.campaign_field)
+            .filter(|c| !c.trim().is_empty())
+            .cloned()
+    }
+}
+
+fn ready_or_missing(current: &AssetState) -> DomainEventKind {
+    if current.missing_required.is_empty() {
+        DomainEventKind::ReadyForReview
+    } else {
+        DomainEventKind::MissingRequiredMetadata {
+            missing: current.missing_required.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connector_config::ConnectorConfig;
+
+    fn rules() -> ChangeRules {
+        let config = ConnectorConfig::parse(include_str!("../../../local/connector.yaml"))
+            .expect("local config");
+        ChangeRules::from_settings(&config.dam)
+    }
+
+    fn snapshot(pairs: &[(&str, &str)]) -> AssetSnapshot {
+        let mut fields: BTreeMap<String, String> = [
+            ("CoreField.Title", "Bridge at dusk"),
+            ("CoreField.Photographer", "A. Field"),
+            ("Custom.Campaign", "SUMMER26"),
+            ("CoreField.EditDate", "2026-11-26T10:00:00"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+        for (k, v) in pairs {
+            fields.insert((*k).to_owned(), (*v).to_owned());
+        }
+        AssetSnapshot {
+            id: AssetId::parse("2RLQZBQ84U").expect("id"),
+            fields,
+        }
+    }
+
+    fn kinds(events: &[DomainEvent]) -> Vec<DomainEventKind> {
+        events.iter().map(|e| e.kind.clone()).collect()
+    }
+
+    fn transition(before: &[(&str, &str)], after: &[(&str, &str)]) -> Vec<DomainEventKind> {
+        let rules = rules();
+        let previous = rules.observe(&snapshot(before));
+        let now = snapshot(after);
+        kinds(&rules.detect(&now, Some(&previous), &rules.observe(&now)))
+    }
+
+    #[test]
+    fn status_becoming_ready_for_review_is_one_review_event() {
+        assert_eq!(
+            transition(
+                &[("CoreField.Status", "Draft")],
+                &[("CoreField.Status", "Ready for Review")]
+            ),
+            [DomainEventKind::ReadyForReview]
+        );
+    }
+
+    #[test]
+    fn the_same_state_seen_twice_produces_nothing() {
+        let ready = [("CoreField.Status", "Ready for Review")];
+        assert!(transition(&ready, &ready).is_empty());
+    }
+
+    #[test]
+    fn ready_for_review_with_empty_required_fields_is_an_issue_not_a_review() {
+        assert_eq!(
+            transition(
+                &[("CoreField.Status", "Draft")],
+                &[
+                    ("CoreField.Status", "Ready for Review"),
+                    ("CoreField.Photographer", " ")
+                ]
+            ),
+            [DomainEventKind::MissingRequiredMetadata {
+                missing: vec!["CoreField.Photographer".into()]
+            }]
+        );
+    }
+
+    #[test]
+    fn filling_the_missing_fields_of_a_waiting_asset_requests_the_review() {
+        assert_eq!(
+            transition(
+                &[
+                    ("CoreField.Status", "Ready for Review"),
+                    ("CoreField.Photographer", "")
+                ],
+                &[("CoreField.Status", "Ready for Review")]
+            ),
+            [DomainEventKind::ReadyForReview]
+        );
+    }
+
+    #[test]
+    fn rejection_and_blocking_are_issue_alerts() {
+        let rejected = transition(
+            &[("CoreField.Status", "Ready for Review")],
+            &[("CoreField.Status", "Rejected")],
+        );
+        assert_eq!(rejected, [DomainEventKind::Rejected]);
+        assert_eq!(rejected[0].flow(), Flow::IssueAlert);
+        assert_eq!(
+            transition(
+                &[("CoreField.Status", "Approved")],
+                &[("CoreField.Status", "Blocked by Policy")]
+            ),
+            [DomainEventKind::BlockedByPolicy {
+                reason: PolicyReason::Status
+            }]
+        );
+    }
+
+    #[test]
+    fn a_brand_compliance_failure_blocks_once() {
+        let failing = [("Custom.BrandCompliant", "No")];
+        assert_eq!(
+            transition(&[], &failing),
+            [DomainEventKind::BlockedByPolicy {
+                reason: PolicyReason::BrandCompliance
+            }]
+        );
+        assert!(transition(&failing, &failing).is_empty());
+    }
+
+    #[test]
+    fn approving_a_campaign_package_also_tells_the_campaign_flow() {
+        let events = transition(
+            &[
+                ("CoreField.Status", "Ready for Review"),
+                ("CoreField.DocSubType", "Campaign-Package"),
+            ],
+            &[
+                ("CoreField.Status", "Approved"),
+                ("CoreField.DocSubType", "Campaign-Package"),
+            ],
+        );
+        assert_eq!(
+            events,
+            [
+                DomainEventKind::Approved,
+                DomainEventKind::CampaignPackageApproved {
+                    campaign: "SUMMER26".into()
+                }
+            ]
+        );
+        let plain = transition(
+            &[("CoreField.Status", "Ready for Review")],
+            &[("CoreField.Status", "Approved")],
+        );
+        assert_eq!(plain, [DomainEventKind::Approved]);
+    }
+
+    #[test]
+    fn a_new_expiry_date_is_reported_with_its_value() {
+        assert_eq!(
+            transition(
+                &[("CoreField.ExpirationDate", "2027-01-01")],
+                &[("CoreField.ExpirationDate", "2027-06-30")]
+            ),
+            [DomainEventKind::ExpiryChanged {
+                expiry: Some("2027-06-30".into()),
+                licence_end: None
+            }]
+        );
+    }
+
+    #[test]
+    fn first_sight_reports_trigger_statuses_but_not_dates() {
+        let rules = rules();
+        let now = snapshot(&[
+            ("CoreField.Status", "Ready for Review"),
+            ("CoreField.ExpirationDate", "2027-01-01"),
+        ]);
+        let events = rules.detect(&now, None, &rules.observe(&now));
+        assert_eq!(kinds(&events), [DomainEventKind::ReadyForReview]);
+        let draft = snapshot(&[("CoreField.Status", "Draft")]);
+        assert!(
+            rules
+                .detect(&draft, None, &rules.observe(&draft))
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn event_ids_are_stable_per_change_and_differ_between_edits() {
+        let rules = rules();
+        let previous = rules.observe(&snapshot(&[("CoreField.Status", "Draft")]));
+        let a = snapshot(&[("CoreField.Status", "Ready for Review")]);
+        let b = snapshot(&[
+            ("CoreField.Status", "Ready for Review"),
+            ("CoreField.EditDate", "2026-11-26T11:00:00"),
+        ]);
+        let first = rules.detect(&a, Some(&previous), &rules.observe(&a));
+        let again = rules.detect(&a, Some(&previous), &rules.observe(&a));
+        let later = rules.detect(&b, Some(&previous), &rules.observe(&b));
+        assert_eq!(first[0].id, again[0].id);
+        assert_ne!(first[0].id, later[0].id);
+    }
+
+    #[test]
+    fn a_webhook_batch_is_split_and_foreign_topics_are_ignored() {
+        let body = br#"{"events":[
+            {"eventId":"e1","topic":"asset.edited","recordId":"2RLQZBQ84U","occurredAt":"2026-11-26T10:00:00"},
+            {"eventId":"e2","topic":"user.login","recordId":"X"},
+            {"eventId":"e3","topic":"asset.deleted","recordId":"2QDTWAOP1_5"}]}"#;
+        let split = split_webhook(body).expect("valid");
+        assert_eq!(split.events.len(), 2);
+        assert_eq!(split.events[0].kind, DamEventKind::Edited);
+        assert_eq!(split.events[1].asset.as_str(), "2QDTWAOP1_5");
+        assert_eq!(split.ignored, ["user.login"]);
+    }
+
+    #[test]
+    fn a_single_event_object_is_accepted() {
+        let body = br#"{"eventId":"e1","topic":"asset.created","recordId":"ABC"}"#;
+        assert_eq!(split_webhook(body).expect("valid").events.len(), 1);
+    }
+
+    #[test]
+    fn an_event_with_a_bad_record_id_refuses_the_body() {
+        let body = br#"{"eventId":"e1","topic":"asset.created","recordId":"../etc"}"#;
+        assert!(matches!(
+            split_webhook(body),
+            Err(DamWebhookError::Event { index: 0, .. })
+        ));
+    }
+}
