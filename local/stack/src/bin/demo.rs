@@ -19,7 +19,14 @@ async fn main() -> anyhow::Result<()> {
         Err(_) => Moto::start(0).await?,
     };
     let stack_name = format!("demo{}", std::process::id());
-    let stack = LocalStack::start(&moto.endpoint, Options::new(&stack_name)).await?;
+    let dam = orange_logic_sim::Simulator::start(
+        orange_logic_sim::SimConfig::default(),
+        ([127, 0, 0, 1], 0).into(),
+    )
+    .await?;
+    let mut options = Options::new(&stack_name);
+    options.orange_logic_url = Some(dam.url());
+    let stack = LocalStack::start(&moto.endpoint, options).await?;
     println!("== Local stack `{stack_name}` ==");
     println!(
         "moto at {}; tables, queues and buckets created from template.yaml:",
@@ -35,6 +42,7 @@ async fn main() -> anyhow::Result<()> {
 
     whatsapp_edge(&stack).await?;
     whatsapp_cloud_api(&stack).await?;
+    dam_change_detection(&stack, &dam).await?;
     println!("\nDemo finished: every step above ran through the real Lambda handlers on moto.");
     Ok(())
 }
@@ -224,6 +232,118 @@ async fn whatsapp_cloud_api(stack: &LocalStack) -> anyhow::Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+/// Orange Logic (simulator) → `dam-webhook` → `dam-events` → `detect-asset-changes` → flow queues.
+async fn dam_change_detection(
+    stack: &LocalStack,
+    dam: &orange_logic_sim::Simulator,
+) -> anyhow::Result<()> {
+    use std::time::Duration;
+    println!("\n== Orange Logic change detection (simulator) ==");
+    dam.subscribe(orange_logic_sim::WebhookTarget {
+        url: stack.url("/dam/webhook"),
+        header: "x-dam-webhook-secret".into(),
+        secret: "local-dam-webhook-secret".into(),
+    });
+    println!(
+        "Orange Logic simulator at {}; its webhooks go to {}",
+        dam.url(),
+        stack.url("/dam/webhook")
+    );
+    let consumer = stack
+        .consumer("DamEventsQueue")
+        .ok_or_else(|| anyhow::anyhow!("no consumer of dam-events"))?;
+    let settle = || async {
+        dam.wait_for_webhooks(Duration::from_secs(10)).await;
+        stack.runner.drain(consumer, 20).await
+    };
+    let events = |queue: &'static str| async move {
+        let url = stack.resources.queue_url(queue)?;
+        let messages = stack
+            .sqs()
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .send()
+            .await?
+            .messages
+            .unwrap_or_default();
+        let mut kinds = Vec::new();
+        for message in messages {
+            let event: serde_json::Value =
+                serde_json::from_str(message.body.as_deref().unwrap_or("{}"))?;
+            kinds.push(format!(
+                "{} (asset {})",
+                event["type"].as_str().unwrap_or("?"),
+                event["asset"].as_str().unwrap_or("?")
+            ));
+            if let Some(handle) = message.receipt_handle {
+                stack
+                    .sqs()
+                    .delete_message()
+                    .queue_url(url)
+                    .receipt_handle(handle)
+                    .send()
+                    .await?;
+            }
+        }
+        anyhow::Ok(kinds)
+    };
+
+    let complete = [
+        ("CoreField.Title", "North pier, joint detail"),
+        ("CoreField.Photographer", "A. Field"),
+        ("Custom.Campaign", "SUMMER26"),
+        ("CoreField.Status", "Draft"),
+    ];
+    let pier = dam.add_asset(&complete);
+    settle().await?;
+    println!(
+        "1. A photo is added to the DAM as a draft                       -> remembered, no flow event"
+    );
+    dam.duplicate_webhooks(true);
+    dam.edit(&pier, "CoreField.Status", "Ready for Review")?;
+    settle().await?;
+    dam.duplicate_webhooks(false);
+    println!("2. Its status becomes \"Ready for Review\"; the DAM's webhook arrives twice");
+    println!(
+        "   review.fifo                                                  -> {:?}",
+        events("ReviewQueue").await?
+    );
+
+    let incomplete = dam.add_asset(&[
+        ("CoreField.Title", "South abutment"),
+        ("CoreField.Status", "Draft"),
+    ]);
+    settle().await?;
+    dam.edit(&incomplete, "CoreField.Status", "Ready for Review")?;
+    settle().await?;
+    println!("3. An asset without photographer or campaign goes to review");
+    println!(
+        "   issue-alerts.fifo                                            -> {:?}",
+        events("IssueAlertQueue").await?
+    );
+
+    dam.drop_webhooks(true);
+    dam.edit(&pier, "CoreField.Status", "Rejected")?;
+    settle().await?;
+    let before = events("IssueAlertQueue").await?;
+    let report = stack.fire_schedule("DetectAssetChangesFunction").await?;
+    dam.drop_webhooks(false);
+    println!(
+        "4. The pier photo is rejected but the webhook is lost           -> {} events without it",
+        before.len()
+    );
+    println!(
+        "   the scheduled poll of recently edited assets runs            -> published {}",
+        report["published"]
+    );
+    println!(
+        "   issue-alerts.fifo                                            -> {:?}",
+        events("IssueAlertQueue").await?
+    );
     Ok(())
 }
 

@@ -8,6 +8,8 @@ use std::net::SocketAddr;
 
 const MOTO_PORT: u16 = 4566;
 const FRONT_PORT: u16 = 3000;
+const WHATSAPP_SIM_PORT: u16 = 4010;
+const ORANGE_LOGIC_SIM_PORT: u16 = 4020;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -17,15 +19,41 @@ async fn main() -> anyhow::Result<()> {
         Some(moto) => moto,
         None => Moto::start(MOTO_PORT).await?,
     };
+    let dam = orange_logic_sim::Simulator::start(
+        orange_logic_sim::SimConfig::default(),
+        SocketAddr::from(([127, 0, 0, 1], ORANGE_LOGIC_SIM_PORT)),
+    )
+    .await?;
+    let seeded =
+        dam.seed_file(&local::moto::workspace_root().join("local/orange-logic-seed.json"))?;
     let mut options = Options::new("local");
     options.front_addr = SocketAddr::from(([127, 0, 0, 1], FRONT_PORT));
     options.run_queues = true;
+    options.orange_logic_url = Some(dam.url());
     let stack = LocalStack::start(&moto.endpoint, options).await?;
+    dam.subscribe(orange_logic_sim::WebhookTarget {
+        url: stack.url("/dam/webhook"),
+        header: "x-dam-webhook-secret".into(),
+        secret: "local-dam-webhook-secret".into(),
+    });
+    let mut wa = whatsapp_sim::SimConfig::new("local-graph-token", "local-app-secret-change-me");
+    wa.addr = SocketAddr::from(([127, 0, 0, 1], WHATSAPP_SIM_PORT));
+    wa.callback_url = Some(stack.url("/whatsapp/webhook"));
+    let whatsapp = whatsapp_sim::Simulator::start(wa).await?;
     println!("local stack `local` is up");
     println!("  moto (DynamoDB, S3, SQS)   {}", moto.endpoint);
     println!(
         "  WhatsApp webhook           {}",
         stack.url("/whatsapp/webhook")
+    );
+    println!("  DAM webhook                {}", stack.url("/dam/webhook"));
+    println!(
+        "  WhatsApp Graph simulator   {} (token local-graph-token; conversations at /sim)",
+        whatsapp.base_url()
+    );
+    println!(
+        "  Orange Logic simulator     {} ({seeded} assets from local/orange-logic-seed.json)",
+        dam.url()
     );
     println!("  app secret / verify token  see local/secrets.json");
     for (queue, url) in &stack.resources.queue_urls {
