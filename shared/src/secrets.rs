@@ -60,9 +60,20 @@ pub const MIN_PSEUDONYM_KEY_LEN: usize = 32;
 impl ConnectorSecrets {
     /// Parses and checks the document; errors name the offending key, never a value.
     pub fn from_json(raw: &str) -> Result<Self, SecretsError> {
-        let secrets: Self = serde_json::from_str(raw).map_err(|e| SecretsError::Malformed {
-            // serde_json's messages name fields and positions, not values of string secrets.
-            reason: e.to_string(),
+        let deserializer = &mut serde_json::Deserializer::from_str(raw);
+        let secrets: Self = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            // serde's own message can quote the offending value, which may be a secret: report
+            // only where the problem is and what kind it is.
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            SecretsError::Malformed {
+                reason: format!(
+                    "{:?} error at `{path}` (line {}, column {})",
+                    inner.classify(),
+                    inner.line(),
+                    inner.column()
+                ),
+            }
         })?;
         if secrets.whatsapp_app_secrets.is_empty()
             || secrets
@@ -199,6 +210,18 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn a_secret_of_the_wrong_type_is_not_echoed() {
+        let raw = GOOD.replace(r#"["s1","s2"]"#, r#""hunter2-app-secret""#);
+        let err = ConnectorSecrets::from_json(&raw)
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            err.contains("whatsapp_app_secrets") && !err.contains("hunter2"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -93,3 +93,54 @@ async fn a_poison_record_is_the_only_failure_and_ends_in_the_dlq_after_max_recei
             .all(|(_, n)| *n == 1)
     );
 }
+
+#[tokio::test]
+async fn a_failure_naming_a_record_outside_the_batch_fails_the_whole_batch_as_lambda_does() {
+    let env = TestEnv::start().await;
+    let sqs = env.stack.sqs();
+    let url = env
+        .stack
+        .resources
+        .queue_url("InboundQueue")
+        .expect("queue")
+        .to_owned();
+    for n in 0..3 {
+        sqs.send_message()
+            .queue_url(&url)
+            .message_body(format!("record {n}"))
+            .message_group_id(format!("group-{n}"))
+            .message_deduplication_id(format!("dedup-{n}"))
+            .send()
+            .await
+            .expect("send");
+    }
+    let handler = Arc::new(|_event: SqsEvent| {
+        async {
+            let mut response = aws_lambda_events::sqs::SqsBatchResponse::default();
+            let mut failure = aws_lambda_events::sqs::BatchItemFailure::default();
+            failure.item_identifier = "not-a-message-of-this-batch".into();
+            response.batch_item_failures.push(failure);
+            response
+        }
+        .boxed()
+    });
+    let consumer = env
+        .stack
+        .consumer_with("InboundQueue", 10, handler)
+        .expect("consumer");
+    let report = env
+        .stack
+        .runner
+        .poll_once(&consumer, 0)
+        .await
+        .expect("poll");
+    assert_eq!(
+        (report.received, report.failed.len(), report.deleted),
+        (3, 3, 0)
+    );
+    assert_eq!(
+        env.queue_depth("InboundQueue").await,
+        3,
+        "every record stays for a retry"
+    );
+}

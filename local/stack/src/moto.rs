@@ -142,7 +142,7 @@ pub async fn ensure_installed() -> anyhow::Result<PathBuf> {
         bail!("python3 -m venv {} failed", venv.display());
     }
     let status = Command::new(venv.join("bin/pip"))
-        .args(["install", "-q", "moto[server]"])
+        .args(["install", "-q", "moto[server]==5.2.5"])
         .status()
         .await?;
     if !status.success() {

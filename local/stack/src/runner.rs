@@ -20,6 +20,8 @@ pub struct Consumer {
     pub arn: String,
     /// Batch size of the event source mapping.
     pub batch_size: u16,
+    /// Whether the mapping honours `batchItemFailures` (`ReportBatchItemFailures`).
+    pub report_batch_item_failures: bool,
     /// The function.
     pub handler: SqsFn,
 }
@@ -88,11 +90,25 @@ impl QueueRunner {
             .map(|m| to_record(m, &consumer.arn))
             .collect();
         let response = (consumer.handler)(event).await;
-        let failed: Vec<String> = response
+        let reported: Vec<String> = response
             .batch_item_failures
             .into_iter()
             .map(|f| f.item_identifier)
             .collect();
+        let ids: Vec<&str> = received
+            .iter()
+            .filter_map(|m| m.message_id.as_deref())
+            .collect();
+        // As Lambda does: without ReportBatchItemFailures a returned batch is done; an identifier
+        // that is not in the batch fails the whole batch.
+        let failed: Vec<String> = if !consumer.report_batch_item_failures {
+            Vec::new()
+        } else if reported.iter().any(|id| !ids.contains(&id.as_str())) {
+            tracing::warn!(queue = %consumer.queue, "batchItemFailures names a record not in the batch: the whole batch fails");
+            ids.iter().map(|id| (*id).to_owned()).collect()
+        } else {
+            reported
+        };
         let done: Vec<_> = received
             .iter()
             .filter(|m| {

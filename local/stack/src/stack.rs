@@ -131,13 +131,16 @@ impl LocalStack {
                         }
                     }
                     Handler::Sqs(handler) => {
-                        for (queue, batch_size) in &function.sqs_events {
-                            consumers.push(consumer(
+                        for trigger in &function.sqs_events {
+                            let mut consumer = consumer(
                                 &resources,
-                                queue,
-                                *batch_size,
+                                &trigger.queue,
+                                trigger.batch_size,
                                 Arc::clone(&handler),
-                            )?);
+                            )?;
+                            consumer.report_batch_item_failures =
+                                trigger.report_batch_item_failures;
+                            consumers.push(consumer);
                         }
                     }
                     Handler::Schedule(handler) => {
@@ -216,6 +219,7 @@ fn consumer(
         url: resources.queue_url(queue)?.to_owned(),
         arn: resources.queue_arns.get(queue).cloned().unwrap_or_default(),
         batch_size,
+        report_batch_item_failures: true,
         handler,
     })
 }

@@ -70,12 +70,24 @@ pub struct FunctionDef {
     pub binary: String,
     /// Environment variables (Globals merged with the function's own).
     pub environment: BTreeMap<String, Reference>,
-    /// SQS triggers: queue logical id and batch size.
-    pub sqs_events: Vec<(String, u16)>,
+    /// SQS triggers.
+    pub sqs_events: Vec<SqsTrigger>,
     /// HTTP API triggers: method and path.
     pub http_events: Vec<(String, String)>,
     /// Schedules: event name and expression.
     pub schedules: Vec<(String, String)>,
+}
+
+/// An SQS event source mapping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqsTrigger {
+    /// Logical id of the queue.
+    pub queue: String,
+    /// `BatchSize`.
+    pub batch_size: u16,
+    /// `FunctionResponseTypes: [ReportBatchItemFailures]`; without it Lambda ignores
+    /// `batchItemFailures` and deletes the whole batch when the function returns.
+    pub report_batch_item_failures: bool,
 }
 
 /// Everything the local stack needs from the template.
@@ -248,9 +260,18 @@ impl Template {
                             Some("SQS") => match field("Queue").map(reference) {
                                 Some(Reference::GetAtt(queue, _)) => {
                                     let batch = field("BatchSize").and_then(as_u64).unwrap_or(10);
-                                    function
-                                        .sqs_events
-                                        .push((queue, u16::try_from(batch).unwrap_or(10)));
+                                    let report = field("FunctionResponseTypes")
+                                        .and_then(Value::as_sequence)
+                                        .is_some_and(|types| {
+                                            types.iter().any(|t| {
+                                                t.as_str() == Some("ReportBatchItemFailures")
+                                            })
+                                        });
+                                    function.sqs_events.push(SqsTrigger {
+                                        queue,
+                                        batch_size: u16::try_from(batch).unwrap_or(10),
+                                        report_batch_item_failures: report,
+                                    });
                                 }
                                 _ => {
                                     return Err(shape(
@@ -285,7 +306,7 @@ impl Template {
     pub fn consumer_of(&self, queue_logical_id: &str) -> Option<&FunctionDef> {
         self.functions
             .iter()
-            .find(|f| f.sqs_events.iter().any(|(q, _)| q == queue_logical_id))
+            .find(|f| f.sqs_events.iter().any(|t| t.queue == queue_logical_id))
     }
 }
 

@@ -111,10 +111,16 @@ pub enum SpecError {
     Missing(&'static str),
 }
 
-/// Where the spec lives beside a clean clone: `<workspace>/../shared/reference/whatsapp/`.
+/// `WHATSAPP_SPEC_PATH`, else where the spec lives beside the repository:
+/// `<workspace>/../shared/reference/whatsapp/`.
 pub fn default_spec_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/reference/whatsapp/business-messaging-api_v23.0.yaml")
+    std::env::var_os("WHATSAPP_SPEC_PATH").map_or_else(
+        || {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../../shared/reference/whatsapp/business-messaging-api_v23.0.yaml")
+        },
+        PathBuf::from,
+    )
 }
 
 /// The message schemas of the spec, ready to validate send requests.

@@ -39,17 +39,18 @@ pub fn batch_entries(
     let mut current = Vec::with_capacity(BATCH_ENTRIES.min(items.len()));
     let mut current_bytes = 0;
     for item in items {
-        let body = serde_json::to_string(item).map_err(|e| QueueError::Rejected {
-            reason: format!("cannot encode an item: {e}"),
-        })?;
+        let encode = |item: &InboundItem| {
+            serde_json::to_string(item).map_err(|e| QueueError::Rejected {
+                reason: format!("cannot encode an item: {e}"),
+            })
+        };
+        let mut body = encode(item)?;
         if body.len() > MAX_ITEM_BYTES {
-            return Err(QueueError::Rejected {
-                reason: format!(
-                    "item {} is {} bytes, over the {MAX_ITEM_BYTES}-byte limit",
-                    item.deduplication_id(),
-                    body.len()
-                ),
-            });
+            // Failing the POST would make Meta redeliver the same body for days and lose every
+            // item in it; a marker keeps the item's identity so a consumer can record the loss.
+            tracing::error!(item = %item.deduplication_id(), bytes = body.len(),
+                "webhook item over the queue's size limit: queued as a marker without its content");
+            body = encode(&item.too_large_marker(body.len()))?;
         }
         if current.len() == BATCH_ENTRIES || current_bytes + body.len() > BATCH_BYTES {
             batches.push(std::mem::take(&mut current));
@@ -188,8 +189,23 @@ mod tests {
     }
 
     #[test]
-    fn an_oversized_item_is_rejected_not_truncated() {
-        let err = batch_entries(&[item(0, MAX_ITEM_BYTES)]).expect_err("too big");
-        assert!(!crate::error::Retryable::is_retryable(&err));
+    fn an_oversized_item_becomes_a_marker_and_the_others_still_go() {
+        let batches =
+            batch_entries(&[item(0, 10), item(1, MAX_ITEM_BYTES), item(2, 10)]).expect("sent");
+        let bodies: Vec<&str> = batches
+            .iter()
+            .flatten()
+            .map(|e| e.message_body.as_str())
+            .collect();
+        assert_eq!(bodies.len(), 3);
+        assert!(
+            bodies[1].contains("item_too_large") && bodies[1].len() < 1024,
+            "{}",
+            bodies[1]
+        );
+        assert!(
+            bodies[1].contains("wamid.1"),
+            "the marker keeps the item's key"
+        );
     }
 }

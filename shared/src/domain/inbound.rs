@@ -20,8 +20,9 @@ pub enum InboundKind {
     Error,
 }
 
-/// One item of a webhook notification, as queued.
-#[derive(Debug, Serialize, Deserialize)]
+/// One item of a webhook notification, as queued. `Debug` leaves out the content, which holds
+/// phone numbers and message text.
+#[derive(Serialize, Deserialize)]
 pub struct InboundItem {
     /// Envelope version, so consumers can refuse what they do not understand.
     pub v: u8,
@@ -57,8 +58,37 @@ impl InboundItem {
         }
     }
 
+    /// A stand-in for an item too large to queue: same identity, content replaced by its size.
+    pub fn too_large_marker(&self, bytes: usize) -> InboundItem {
+        let marker = format!(r#"{{"connector_error":"item_too_large","bytes":{bytes}}}"#);
+        InboundItem {
+            v: self.v,
+            kind: self.kind,
+            key: self.key.clone(),
+            user: self.user.clone(),
+            phone_number_id: self.phone_number_id.clone(),
+            waba_id: self.waba_id.clone(),
+            received_at_ms: self.received_at_ms,
+            // A fixed, valid JSON object: conversion cannot fail.
+            item: RawValue::from_string(marker).unwrap_or_else(|_| self.item.clone()),
+            contact: None,
+        }
+    }
+
     /// The FIFO deduplication id: a digest of `key`, always within SQS's 128-character charset.
     pub fn deduplication_id(&self) -> String {
         crate::crypto::sha256_hex(&[self.key.as_bytes()])
+    }
+}
+
+impl std::fmt::Debug for InboundItem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InboundItem")
+            .field("kind", &self.kind)
+            .field("key", &self.key)
+            .field("user", &self.user)
+            .field("phone_number_id", &self.phone_number_id)
+            .field("received_at_ms", &self.received_at_ms)
+            .finish_non_exhaustive()
     }
 }

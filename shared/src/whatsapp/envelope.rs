@@ -34,7 +34,7 @@ struct Notification<'a> {
 
 #[derive(Deserialize)]
 struct Entry<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "lenient")]
     id: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     changes: Option<Vec<Change<'a>>>,
@@ -42,24 +42,26 @@ struct Entry<'a> {
 
 #[derive(Deserialize)]
 struct Change<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "lenient")]
     field: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     value: Option<&'a RawValue>,
 }
 
+/// A `messages` change's value. Each part is kept raw and read on its own, so one part of an
+/// unexpected shape never costs the others.
 #[derive(Deserialize)]
 struct MessagesValue<'a> {
     #[serde(borrow, default)]
-    metadata: Option<Metadata<'a>>,
+    metadata: Option<&'a RawValue>,
     #[serde(borrow, default)]
-    contacts: Option<Vec<&'a RawValue>>,
+    contacts: Option<&'a RawValue>,
     #[serde(borrow, default)]
-    messages: Option<Vec<&'a RawValue>>,
+    messages: Option<&'a RawValue>,
     #[serde(borrow, default)]
-    statuses: Option<Vec<&'a RawValue>>,
+    statuses: Option<&'a RawValue>,
     #[serde(borrow, default)]
-    errors: Option<Vec<&'a RawValue>>,
+    errors: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -68,29 +70,46 @@ struct Metadata<'a> {
     phone_number_id: Option<Cow<'a, str>>,
 }
 
-/// The ids of a message, status or contact; absent ones stay `None`.
+/// The items of a list; a part that is not a list becomes one item, so it is still queued.
+fn items(part: Option<&RawValue>) -> Vec<&RawValue> {
+    match part {
+        None => Vec::new(),
+        Some(raw) => serde_json::from_str(raw.get()).unwrap_or_else(|_| vec![raw]),
+    }
+}
+
+/// The ids of a message, status or contact; absent ones (or ones of an unexpected type) stay
+/// `None` without affecting the others.
 #[derive(Deserialize, Default)]
 struct Ids<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "lenient")]
     id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "lenient")]
     status: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "lenient")]
     from: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "lenient")]
     from_user_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "lenient")]
     from_parent_user_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "lenient")]
     recipient_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "lenient")]
     recipient_user_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "lenient")]
     parent_recipient_user_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "lenient")]
     wa_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "lenient")]
     user_id: Option<Cow<'a, str>>,
+}
+
+/// A string field, or `None` for any other JSON value.
+fn lenient<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Cow<'de, str>>, D::Error> {
+    let raw: &'de RawValue = Deserialize::deserialize(deserializer)?;
+    Ok(serde_json::from_str::<Cow<'de, str>>(raw.get()).ok())
 }
 
 impl<'a> Ids<'a> {
@@ -144,22 +163,20 @@ pub fn split(
                     continue;
                 }
             };
+            let metadata: Option<Metadata<'_>> = value
+                .metadata
+                .and_then(|raw| serde_json::from_str(raw.get()).ok());
             let ctx = ItemContext {
                 pseudonyms,
                 received_at_ms,
                 waba_id: entry.id.as_deref(),
-                phone_number_id: value
-                    .metadata
-                    .as_ref()
-                    .and_then(|m| m.phone_number_id.as_deref()),
+                phone_number_id: metadata.as_ref().and_then(|m| m.phone_number_id.as_deref()),
             };
-            let contacts: Vec<(Ids<'_>, &RawValue)> = value
-                .contacts
-                .unwrap_or_default()
+            let contacts: Vec<(Ids<'_>, &RawValue)> = items(value.contacts)
                 .into_iter()
                 .map(|raw| (Ids::of(raw), raw))
                 .collect();
-            for raw in value.messages.unwrap_or_default() {
+            for raw in items(value.messages) {
                 let ids = Ids::of(raw);
                 let contact = contacts
                     .iter()
@@ -170,7 +187,7 @@ pub fn split(
                     .items
                     .push(ctx.item(InboundKind::Message, key, &ids, raw, contact));
             }
-            for raw in value.statuses.unwrap_or_default() {
+            for raw in items(value.statuses) {
                 let ids = Ids::of(raw);
                 let key = ids
                     .id
@@ -180,7 +197,7 @@ pub fn split(
                     .items
                     .push(ctx.item(InboundKind::Status, key, &ids, raw, None));
             }
-            for raw in value.errors.unwrap_or_default() {
+            for raw in items(value.errors) {
                 split
                     .items
                     .push(ctx.item(InboundKind::Error, None, &Ids::default(), raw, None));
@@ -350,6 +367,21 @@ mod tests {
             }
         }
         assert!(split(b"not json", &pseudonyms(), 0).is_err());
+    }
+
+    #[test]
+    fn a_part_of_an_unexpected_shape_costs_no_other_item() {
+        let body = r#"{"object":"whatsapp_business_account","entry":[{"id":7,"changes":[{"field":"messages",
+          "value":{"metadata":{"phone_number_id":109876543210987},"contacts":"odd","statuses":{"id":"wamid.S"},
+            "messages":[{"from":447700900123,"id":"wamid.M","type":"text","text":{"body":"hi"}}]}}]}]}"#;
+        let split = split_str(body);
+        let keys: Vec<&str> = split.items.iter().map(|i| i.key.as_str()).collect();
+        assert_eq!(keys.len(), 2, "{keys:?}");
+        assert_eq!(
+            keys[0], "wamid.M",
+            "the message keeps its wamid key despite a numeric `from`"
+        );
+        assert_eq!(split.items[1].kind, InboundKind::Status);
     }
 
     #[test]

@@ -81,14 +81,19 @@ pub struct MediaCaps {
     pub sticker: u64,
 }
 
+/// What users may send the business, whatever the kind (NOTES §3.2: larger media never arrive and
+/// Meta reports 131052 instead). Meta's per-kind limits apply to what the business sends, not to this.
+pub const MAX_INBOUND_BYTES: u64 = 100 * 1024 * 1024;
+
 impl Default for MediaCaps {
+    /// Caps for inbound media: a 20 MB site video from a field team must not be refused.
     fn default() -> Self {
         Self {
-            image: MediaKind::Image.max_bytes(),
-            video: MediaKind::Video.max_bytes(),
-            audio: MediaKind::Audio.max_bytes(),
-            document: MediaKind::Document.max_bytes(),
-            sticker: MediaKind::Sticker.max_bytes(),
+            image: MAX_INBOUND_BYTES,
+            video: MAX_INBOUND_BYTES,
+            audio: MAX_INBOUND_BYTES,
+            document: MAX_INBOUND_BYTES,
+            sticker: MAX_INBOUND_BYTES,
         }
     }
 }
@@ -334,11 +339,12 @@ mod tests {
     }
 
     #[test]
-    fn default_caps_follow_metas_limits() {
+    fn default_caps_take_everything_a_user_can_send() {
         let caps = MediaCaps::default();
+        // A 20 MB video from the field is bigger than what the business may send, but users may.
+        assert_eq!(caps.of(MediaKind::Video), 100 * 1024 * 1024);
+        assert_eq!(caps.of(MediaKind::Image), 100 * 1024 * 1024);
         assert_eq!(caps.of(MediaKind::Document), 100 * 1024 * 1024);
-        assert_eq!(caps.of(MediaKind::Image), 5 * 1024 * 1024);
-        assert_eq!(caps.of(MediaKind::Sticker), 500 * 1024);
     }
 
     #[test]
