@@ -122,12 +122,7 @@ pub async fn handle<Q: DamEventQueue>(
                 }
                 DamAcceptError::Queue(_) => (500, "Internal Server Error"),
             };
-            if status >= 500 {
-                tracing::error!(status, error = %chain(&error), "DAM webhook not accepted");
-            } else {
-                tracing::warn!(status, error = %chain(&error), "DAM webhook refused");
-            }
-            http::text(status, answer)
+            http::failure(status, answer, &error)
         }
     })
 }

@@ -117,12 +117,7 @@ async fn accept<Q: InboundQueue>(
                 AcceptError::Queue(queue) if queue.is_retryable() => (503, "Service Unavailable"),
                 AcceptError::Queue(_) => (500, "Internal Server Error"),
             };
-            if status >= 500 {
-                tracing::error!(status, error = %chain(&error), "webhook not accepted");
-            } else {
-                tracing::warn!(status, error = %chain(&error), "webhook refused");
-            }
-            http::text(status, answer)
+            http::failure(status, answer, &error)
         }
     }
 }

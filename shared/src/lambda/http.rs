@@ -54,3 +54,19 @@ pub fn text(status: u16, body: impl Into<String>) -> ApiGatewayV2httpResponse {
     response.body = Some(Body::Text(body.into()));
     response
 }
+
+/// Answers a refused or failed request: the client gets a short fixed text, the log gets the
+/// cause chain once (as an error for 5xx, a warning for 4xx).
+pub fn failure(
+    status: u16,
+    answer: &'static str,
+    error: &(dyn std::error::Error + 'static),
+) -> ApiGatewayV2httpResponse {
+    let cause = crate::error::chain(error);
+    if status >= 500 {
+        tracing::error!(status, error = %cause, "request not accepted; the sender should retry");
+    } else {
+        tracing::warn!(status, error = %cause, "request refused");
+    }
+    text(status, answer)
+}
