@@ -121,6 +121,17 @@ fn main() {
             edge.as_secs_f64() / floor.as_secs_f64()
         ));
     }
+    let bootstrap =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/lambda/whatsapp-webhook/bootstrap");
+    match std::fs::metadata(&bootstrap) {
+        Ok(meta) => println!(
+            "whatsapp-webhook bootstrap (cargo lambda build --release --arm64): {} bytes\n",
+            meta.len()
+        ),
+        Err(_) => println!(
+            "whatsapp-webhook bootstrap: not built (cargo lambda build --release --arm64 -p whatsapp-webhook)\n"
+        ),
+    }
     println!(
         "| payload | bytes | items | edge µs | floor µs (HMAC + Value parse) | edge / floor |"
     );

@@ -44,8 +44,55 @@ struct Entry<'a> {
 struct Change<'a> {
     #[serde(borrow, default, deserialize_with = "lenient")]
     field: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    value: Option<&'a RawValue>,
+    /// Read in the same pass as the envelope (Meta sends `value` before `field`); `None` when the
+    /// value is not an object.
+    #[serde(borrow, default, deserialize_with = "object_or_nothing")]
+    value: Option<MessagesValue<'a>>,
+}
+
+/// A `MessagesValue` for an object, `None` for any other JSON value.
+fn object_or_nothing<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<MessagesValue<'de>>, D::Error> {
+    use serde::de::value::MapAccessDeserializer;
+    use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+    struct ObjectOrNothing;
+
+    impl<'de> Visitor<'de> for ObjectOrNothing {
+        type Value = Option<MessagesValue<'de>>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            MessagesValue::deserialize(MapAccessDeserializer::new(map)).map(Some)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(None)
+        }
+        fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+    }
+
+    deserializer.deserialize_any(ObjectOrNothing)
 }
 
 /// A `messages` change's value. Each part is kept raw and read on its own, so one part of an
@@ -192,17 +239,14 @@ pub fn split(
             let field = change.field.as_deref().unwrap_or("");
             let value = match (field, change.value) {
                 ("messages", Some(value)) => value,
-                _ => {
-                    split.ignored.push(format!("field {field:?}"));
-                    continue;
-                }
-            };
-            let value: MessagesValue<'_> = match serde_json::from_str(value.get()) {
-                Ok(value) => value,
-                Err(_) => {
+                ("messages", None) => {
                     split
                         .ignored
                         .push("a messages change whose value is not an object".to_owned());
+                    continue;
+                }
+                _ => {
+                    split.ignored.push(format!("field {field:?}"));
                     continue;
                 }
             };
