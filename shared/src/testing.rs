@@ -71,73 +71,74 @@ fn poisoned<T>(_: T) -> StoreError {
     StoreError::Unavailable("poisoned".into())
 }
 
-/// A `dam-events` queue in memory.
-#[derive(Debug, Default)]
-pub struct InMemoryDamEventQueue {
-    events: Mutex<Vec<DamEvent>>,
+/// Events handed to a queue, kept in memory in order, with simulated outages.
+#[derive(Debug)]
+pub struct RecordedEvents<T> {
+    events: Mutex<Vec<T>>,
     failures: AtomicUsize,
 }
+
+impl<T> Default for RecordedEvents<T> {
+    fn default() -> Self {
+        Self {
+            events: Mutex::default(),
+            failures: AtomicUsize::new(0),
+        }
+    }
+}
+
+impl<T: Clone> RecordedEvents<T> {
+    /// Makes the next `n` enqueue / publish calls fail as if SQS were unreachable.
+    pub fn fail_next(&self, n: usize) {
+        self.failures.store(n, Ordering::SeqCst);
+    }
+
+    /// Every event held, in order.
+    pub fn events(&self) -> Vec<T> {
+        self.events.lock().map(|e| e.clone()).unwrap_or_default()
+    }
+
+    fn record(&self, events: &[T]) -> Result<(), QueueError> {
+        if take_failure(&self.failures) {
+            return Err(QueueError::Unavailable("simulated outage".into()));
+        }
+        self.events
+            .lock()
+            .map_err(|_| QueueError::Unavailable("poisoned".into()))?
+            .extend(events.iter().cloned());
+        Ok(())
+    }
+}
+
+/// The `dam-events` queue in memory.
+pub type InMemoryDamEventQueue = RecordedEvents<DamEvent>;
 
 impl InMemoryDamEventQueue {
     /// The ids of the events held, in order.
     pub fn event_ids(&self) -> Vec<String> {
-        self.events
-            .lock()
-            .map(|e| e.iter().map(|e| e.event_id.clone()).collect())
-            .unwrap_or_default()
-    }
-
-    /// Makes the next `n` enqueue calls fail as if SQS were unreachable.
-    pub fn fail_next(&self, n: usize) {
-        self.failures.store(n, Ordering::SeqCst);
+        self.events().into_iter().map(|e| e.event_id).collect()
     }
 }
 
 impl DamEventQueue for InMemoryDamEventQueue {
     async fn enqueue(&self, events: &[DamEvent]) -> Result<(), QueueError> {
-        if take_failure(&self.failures) {
-            return Err(QueueError::Unavailable("simulated outage".into()));
-        }
-        self.events
-            .lock()
-            .map_err(|_| QueueError::Unavailable("poisoned".into()))?
-            .extend(events.iter().cloned());
-        Ok(())
+        self.record(events)
     }
 }
 
 /// Flow queues in memory: keeps every published event, in order.
-#[derive(Debug, Default)]
-pub struct InMemoryFlowPublisher {
-    events: Mutex<Vec<DomainEvent>>,
-    failures: AtomicUsize,
-}
+pub type InMemoryFlowPublisher = RecordedEvents<DomainEvent>;
 
 impl InMemoryFlowPublisher {
     /// Kinds of the events published, in order.
     pub fn kinds(&self) -> Vec<DomainEventKind> {
-        self.events
-            .lock()
-            .map(|e| e.iter().map(|e| e.kind.clone()).collect())
-            .unwrap_or_default()
-    }
-
-    /// Makes the next `n` publish calls fail.
-    pub fn fail_next(&self, n: usize) {
-        self.failures.store(n, Ordering::SeqCst);
+        self.events().into_iter().map(|e| e.kind).collect()
     }
 }
 
 impl FlowPublisher for InMemoryFlowPublisher {
     async fn publish(&self, events: &[DomainEvent]) -> Result<(), QueueError> {
-        if take_failure(&self.failures) {
-            return Err(QueueError::Unavailable("simulated outage".into()));
-        }
-        self.events
-            .lock()
-            .map_err(|_| QueueError::Unavailable("poisoned".into()))?
-            .extend(events.iter().cloned());
-        Ok(())
+        self.record(events)
     }
 }
 
