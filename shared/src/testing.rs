@@ -307,3 +307,26 @@ impl IdempotencyStore for InMemoryIdempotencyStore {
         }
     }
 }
+
+/// Change detection wired entirely to the fakes above, with the rules of `local/connector.yaml`.
+pub type InMemoryChangeDetector = crate::flows::detect_changes::ChangeDetector<
+    InMemoryAssetSource,
+    InMemoryAssetStateStore,
+    InMemoryIdempotencyStore,
+    InMemoryFlowPublisher,
+>;
+
+/// An [`InMemoryChangeDetector`] with empty fakes and default settings.
+pub fn in_memory_change_detector() -> InMemoryChangeDetector {
+    let config =
+        crate::connector_config::ConnectorConfig::parse(include_str!("../../local/connector.yaml"))
+            .unwrap_or_else(|e| panic!("local/connector.yaml must stay valid: {e}"));
+    crate::flows::detect_changes::ChangeDetector {
+        rules: crate::domain::dam::ChangeRules::from_settings(&config.dam),
+        source: InMemoryAssetSource::default(),
+        states: InMemoryAssetStateStore::default(),
+        claims: InMemoryIdempotencyStore::default(),
+        publisher: InMemoryFlowPublisher::default(),
+        settings: crate::flows::detect_changes::DetectSettings::default(),
+    }
+}

@@ -325,31 +325,12 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared::connector_config::ConnectorConfig;
     use shared::domain::dam::{AssetId, AssetSnapshot, DomainEventKind};
-    use shared::testing::{
-        InMemoryAssetSource, InMemoryAssetStateStore, InMemoryFlowPublisher,
-        InMemoryIdempotencyStore,
-    };
 
-    type TestDeps = Deps<
-        InMemoryAssetSource,
-        InMemoryAssetStateStore,
-        InMemoryIdempotencyStore,
-        InMemoryFlowPublisher,
-    >;
+    type TestDeps = shared::testing::InMemoryChangeDetector;
 
     fn deps() -> TestDeps {
-        let config = ConnectorConfig::parse(include_str!("../../../local/connector.yaml"))
-            .expect("local config");
-        ChangeDetector {
-            rules: ChangeRules::from_settings(&config.dam),
-            source: InMemoryAssetSource::default(),
-            states: InMemoryAssetStateStore::default(),
-            claims: InMemoryIdempotencyStore::default(),
-            publisher: InMemoryFlowPublisher::default(),
-            settings: DetectSettings::default(),
-        }
+        shared::testing::in_memory_change_detector()
     }
 
     fn asset(id: &str, status: &str) -> AssetSnapshot {

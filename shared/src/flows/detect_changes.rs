@@ -300,31 +300,12 @@ fn log_published(events: &[DomainEvent]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::connector_config::ConnectorConfig;
     use crate::domain::dam::{AssetId, DomainEventKind};
-    use crate::testing::{
-        InMemoryAssetSource, InMemoryAssetStateStore, InMemoryFlowPublisher,
-        InMemoryIdempotencyStore,
-    };
 
-    type Detector = ChangeDetector<
-        InMemoryAssetSource,
-        InMemoryAssetStateStore,
-        InMemoryIdempotencyStore,
-        InMemoryFlowPublisher,
-    >;
+    type Detector = crate::testing::InMemoryChangeDetector;
 
     fn detector() -> Detector {
-        let config = ConnectorConfig::parse(include_str!("../../../local/connector.yaml"))
-            .expect("local config");
-        ChangeDetector {
-            rules: ChangeRules::from_settings(&config.dam),
-            source: InMemoryAssetSource::default(),
-            states: InMemoryAssetStateStore::default(),
-            claims: InMemoryIdempotencyStore::default(),
-            publisher: InMemoryFlowPublisher::default(),
-            settings: DetectSettings::default(),
-        }
+        crate::testing::in_memory_change_detector()
     }
 
     fn asset(status: &str, edited_at: &str) -> AssetSnapshot {
