@@ -83,22 +83,30 @@ impl DynamoAssetStateStore {
     }
 }
 
+/// A strongly consistent read of the item with partition key `pk`.
+async fn read_item(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    pk: AttributeValue,
+) -> Result<Option<std::collections::HashMap<String, AttributeValue>>, StoreError> {
+    Ok(client
+        .get_item()
+        .table_name(table)
+        .key("pk", pk)
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(store_error)?
+        .item)
+}
+
 fn asset_key(id: &AssetId) -> AttributeValue {
     s(format!("asset#{id}"))
 }
 
 impl AssetStateStore for DynamoAssetStateStore {
     async fn load(&self, id: &AssetId) -> Result<Option<(AssetState, StateVersion)>, StoreError> {
-        let item = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", asset_key(id))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(store_error)?
-            .item;
+        let item = read_item(&self.client, &self.table, asset_key(id)).await?;
         let Some(item) = item else {
             return Ok(None);
         };
@@ -163,16 +171,8 @@ impl AssetStateStore for DynamoAssetStateStore {
     }
 
     async fn watermark(&self) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(WATERMARK_KEY))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(store_error)?
-            .item
+        Ok(read_item(&self.client, &self.table, s(WATERMARK_KEY))
+            .await?
             .and_then(|item| item.get("edited_at")?.as_s().ok().cloned()))
     }
 
@@ -248,16 +248,8 @@ impl IdempotencyStore for DynamoIdempotencyStore {
             Err(error) => match classify(error) {
                 Failure::Store(e) => Err(e),
                 Failure::ConditionFailed => {
-                    let status = self
-                        .client
-                        .get_item()
-                        .table_name(&self.table)
-                        .key("pk", s(key))
-                        .consistent_read(true)
-                        .send()
-                        .await
-                        .map_err(store_error)?
-                        .item
+                    let status = read_item(&self.client, &self.table, s(key))
+                        .await?
                         .and_then(|item| item.get("status")?.as_s().ok().cloned());
                     Ok(match status.as_deref() {
                         Some(COMPLETED) => Claim::AlreadyDone,
