@@ -1,4 +1,6 @@
-//! Glue shared by every Lambda function: SQS partial batch responses and HTTP responses.
+//! Glue shared by every Lambda function: the invocation deadline, SQS partial batch responses and
+//! HTTP responses.
 
+pub mod deadline;
 pub mod http;
 pub mod sqs_batch;
