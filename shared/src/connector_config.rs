@@ -9,7 +9,6 @@ use std::path::PathBuf;
 
 /// The whole document.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ConnectorConfig {
     /// The WhatsApp side.
     pub whatsapp: WhatsAppSettings,
@@ -23,7 +22,6 @@ pub struct ConnectorConfig {
 
 /// WhatsApp numbers and templates.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct WhatsAppSettings {
     /// Business phone numbers and what each is for.
     pub business_numbers: Vec<BusinessNumber>,
@@ -33,7 +31,6 @@ pub struct WhatsAppSettings {
 
 /// One registered business phone number.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct BusinessNumber {
     /// Meta's phone number id (digits).
     pub phone_number_id: String,
@@ -78,7 +75,6 @@ pub enum TemplateUse {
 
 /// An approved template.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct TemplateRef {
     /// Template name as approved in WhatsApp Manager.
     pub name: String,
@@ -88,7 +84,6 @@ pub struct TemplateRef {
 
 /// DAM field names and values of this Orange Logic instance.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct DamSettings {
     /// Each concept the connector uses, mapped to the instance's field name.
     pub field_map: BTreeMap<DamConcept, String>,
@@ -173,7 +168,6 @@ impl DamConcept {
 
 /// Status values as this instance spells them.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct StatusValues {
     /// Flow 1 trigger.
     pub ready_for_review: String,
@@ -188,7 +182,6 @@ pub struct StatusValues {
 
 /// Routing of incoming content.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Routing {
     /// Field media (flow 2).
     pub field_ingest: FieldIngestRouting,
@@ -198,7 +191,6 @@ pub struct Routing {
 
 /// Where field media lands.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct FieldIngestRouting {
     /// Folder for media whose project tag matches no rule.
     pub default_folder: String,
@@ -209,7 +201,6 @@ pub struct FieldIngestRouting {
 
 /// One routing rule.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RoutingRule {
     /// Project tag pattern; a trailing `*` matches any suffix.
     pub project_tag: String,
@@ -222,7 +213,6 @@ pub struct RoutingRule {
 
 /// Where UGC lands.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct UgcRouting {
     /// Moderation folder.
     pub moderation_folder: String,
@@ -230,7 +220,6 @@ pub struct UgcRouting {
 
 /// Rights-expiry alerting.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Alerts {
     /// Days before expiry at which owners and legal hear about it, e.g. `[30, 7, 1]`.
     pub expiry_windows_days: Vec<u32>,
@@ -269,13 +258,14 @@ impl ConnectorConfig {
     /// Parses YAML (JSON is YAML too) and validates.
     pub fn parse(text: &str) -> Result<Self, ConnectorConfigError> {
         let deserializer = serde_norway::Deserializer::from_str(text);
-        let config: Self = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let (config, unknown): (Self, _) = crate::config::tolerant(deserializer).map_err(|e| {
             let key = e.path().to_string();
             ConnectorConfigError::Syntax {
                 key,
                 problem: e.into_inner().to_string(),
             }
         })?;
+        crate::config::warn_unknown_keys("connector configuration", &unknown);
         let issues = config.issues();
         if issues.is_empty() {
             Ok(config)
@@ -480,13 +470,24 @@ mod tests {
     }
 
     #[test]
-    fn a_typo_names_its_key() {
+    fn a_misspelt_required_key_names_the_missing_one() {
         let text = SAMPLE.replace("moderation_folder:", "moderaton_folder:");
         let err = ConnectorConfig::parse(&text).expect_err("typo").to_string();
         assert!(
-            err.contains("routing.ugc") && err.contains("moderaton_folder"),
+            err.contains("routing.ugc") && err.contains("moderation_folder"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_key_this_version_does_not_know_is_ignored() {
+        let text = SAMPLE.replacen("dam:\n", "dam:\n  added_in_a_later_version: true\n", 1);
+        assert_ne!(text, SAMPLE, "the sample has a `dam:` section");
+        let deserializer = serde_norway::Deserializer::from_str(&text);
+        let (_, unknown): (ConnectorConfig, _) =
+            crate::config::tolerant(deserializer).expect("tolerated");
+        assert_eq!(unknown, ["dam.added_in_a_later_version"]);
+        assert!(ConnectorConfig::parse(&text).is_ok());
     }
 
     #[test]

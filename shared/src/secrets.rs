@@ -29,7 +29,6 @@ impl fmt::Debug for Secret {
 
 /// Every secret of the bundle, as one JSON document (one Secrets Manager secret in AWS).
 #[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct ConnectorSecrets {
     /// Meta app secrets; the first signs nothing, all are accepted, so a rotation can overlap.
     pub whatsapp_app_secrets: Vec<Secret>,
@@ -54,14 +53,41 @@ impl fmt::Debug for ConnectorSecrets {
     }
 }
 
+/// Keys the document must have; each missing one is named.
+const REQUIRED_KEYS: [&str; 3] = [
+    "whatsapp_app_secrets",
+    "whatsapp_verify_token",
+    "pseudonym_key",
+];
+
 /// Shortest pseudonym key accepted: 32 bytes of entropy keep pseudonyms unguessable.
 pub const MIN_PSEUDONYM_KEY_LEN: usize = 32;
 
 impl ConnectorSecrets {
+    /// Names every required key the document lacks (serde would stop at the first).
+    fn check_required_keys(raw: &str) -> Result<(), SecretsError> {
+        #[derive(Deserialize)]
+        struct Keys(std::collections::HashMap<String, serde::de::IgnoredAny>);
+        let Ok(Keys(keys)) = serde_json::from_str::<Keys>(raw) else {
+            // Not an object: the typed parse below reports where.
+            return Ok(());
+        };
+        let missing: Vec<&str> = REQUIRED_KEYS
+            .into_iter()
+            .filter(|key| !keys.contains_key(*key))
+            .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(SecretsError::Missing(missing.join(", ")))
+        }
+    }
+
     /// Parses and checks the document; errors name the offending key, never a value.
     pub fn from_json(raw: &str) -> Result<Self, SecretsError> {
+        Self::check_required_keys(raw)?;
         let deserializer = &mut serde_json::Deserializer::from_str(raw);
-        let secrets: Self = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let (secrets, unknown): (Self, _) = crate::config::tolerant(deserializer).map_err(|e| {
             // serde's own message can quote the offending value, which may be a secret: report
             // only where the problem is and what kind it is.
             let path = e.path().to_string();
@@ -75,6 +101,7 @@ impl ConnectorSecrets {
                 ),
             }
         })?;
+        crate::config::warn_unknown_keys("connector secrets", &unknown);
         if secrets.whatsapp_app_secrets.is_empty()
             || secrets
                 .whatsapp_app_secrets
@@ -165,6 +192,9 @@ pub enum SecretsError {
     /// The document is not the expected JSON.
     #[error("the connector secrets are not valid JSON of the expected shape: {reason}")]
     Malformed { reason: String },
+    /// Required keys are absent.
+    #[error("the connector secrets lack {0}")]
+    Missing(String),
     /// A key is present but unusable.
     #[error("connector secret `{key}` {problem}")]
     Invalid {
@@ -225,14 +255,21 @@ mod tests {
     }
 
     #[test]
-    fn an_unknown_key_is_refused_without_echoing_values() {
-        let raw = GOOD.replace("\"vt\"", "\"vt\",\"typo_key\":\"hunter2\"");
-        let err = ConnectorSecrets::from_json(&raw)
-            .expect_err("refused")
+    fn an_unknown_key_is_tolerated_so_deploys_and_rollbacks_start() {
+        let raw = GOOD.replace("\"vt\"", "\"vt\",\"added_later\":\"hunter2\"");
+        let secrets = ConnectorSecrets::from_json(&raw).expect("tolerated");
+        assert_eq!(secrets.whatsapp_verify_token.expose(), "vt");
+    }
+
+    #[test]
+    fn every_missing_required_key_is_named() {
+        let raw = r#"{"whatsapp_app_secrets":["s1"]}"#;
+        let err = ConnectorSecrets::from_json(raw)
+            .expect_err("missing")
             .to_string();
-        assert!(
-            err.contains("typo_key") && !err.contains("hunter2"),
-            "{err}"
+        assert_eq!(
+            err,
+            "the connector secrets lack whatsapp_verify_token, pseudonym_key"
         );
     }
 }
