@@ -112,6 +112,32 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     }
 }
 
+/// Deserializes a settings document, tolerating keys it does not know: a key added before every
+/// function is redeployed, or left behind by a rollback, must not fail a cold start. Returns the
+/// value and the paths of the ignored keys (for one warning); errors carry the path of the bad value.
+pub fn tolerant<'de, D, T>(
+    deserializer: D,
+) -> Result<(T, Vec<String>), serde_path_to_error::Error<D::Error>>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    let mut unknown = Vec::new();
+    let mut note = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
+    let value = serde_path_to_error::deserialize(serde_ignored::Deserializer::new(
+        deserializer,
+        &mut note,
+    ))?;
+    Ok((value, unknown))
+}
+
+/// The one warning about ignored keys of `document` (their names only, never values).
+pub fn warn_unknown_keys(document: &str, unknown: &[String]) {
+    if !unknown.is_empty() {
+        tracing::warn!(document, keys = ?unknown, "unknown keys ignored (a newer or older deployment's settings?)");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,31 +171,5 @@ mod tests {
         assert_eq!(e.parsed_or("MAX", 3_usize), 3);
         let err = e.finish().expect_err("invalid");
         assert!(err.to_string().contains("MAX: cannot parse \"lots\""));
-    }
-}
-
-/// Deserializes a settings document, tolerating keys it does not know: a key added before every
-/// function is redeployed, or left behind by a rollback, must not fail a cold start. Returns the
-/// value and the paths of the ignored keys (for one warning); errors carry the path of the bad value.
-pub fn tolerant<'de, D, T>(
-    deserializer: D,
-) -> Result<(T, Vec<String>), serde_path_to_error::Error<D::Error>>
-where
-    D: serde::Deserializer<'de>,
-    T: serde::Deserialize<'de>,
-{
-    let mut unknown = Vec::new();
-    let mut note = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
-    let value = serde_path_to_error::deserialize(serde_ignored::Deserializer::new(
-        deserializer,
-        &mut note,
-    ))?;
-    Ok((value, unknown))
-}
-
-/// The one warning about ignored keys of `document` (their names only, never values).
-pub fn warn_unknown_keys(document: &str, unknown: &[String]) {
-    if !unknown.is_empty() {
-        tracing::warn!(document, keys = ?unknown, "unknown keys ignored (a newer or older deployment's settings?)");
     }
 }

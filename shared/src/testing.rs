@@ -330,3 +330,55 @@ pub fn in_memory_change_detector() -> InMemoryChangeDetector {
         settings: crate::flows::detect_changes::DetectSettings::default(),
     }
 }
+
+use crate::lambda::sqs_batch::RecordQueues;
+use aws_lambda_events::sqs::SqsMessage;
+
+/// Dead letters and requeued records, kept in memory.
+#[derive(Debug, Default)]
+pub struct InMemoryRecordQueues {
+    dead: Mutex<Vec<(String, String)>>,
+    requeued: Mutex<Vec<String>>,
+    refuse: std::sync::atomic::AtomicBool,
+}
+
+impl InMemoryRecordQueues {
+    /// `(message id, reason)` of every dead letter, in order.
+    pub fn dead_letters(&self) -> Vec<(String, String)> {
+        self.dead.lock().map(|d| d.clone()).unwrap_or_default()
+    }
+
+    /// Message ids put back on their queue.
+    pub fn requeued(&self) -> Vec<String> {
+        self.requeued.lock().map(|r| r.clone()).unwrap_or_default()
+    }
+
+    /// From now on the dead-letter queue is unavailable.
+    pub fn refuse_dead_letters(&self) {
+        self.refuse.store(true, Ordering::SeqCst);
+    }
+}
+
+impl RecordQueues for InMemoryRecordQueues {
+    async fn dead_letter(&self, record: &SqsMessage, reason: &str) -> Result<(), QueueError> {
+        if self.refuse.load(Ordering::SeqCst) {
+            return Err(QueueError::Unavailable(
+                "the dead-letter queue is down".into(),
+            ));
+        }
+        if let Ok(mut dead) = self.dead.lock() {
+            dead.push((
+                record.message_id.clone().unwrap_or_default(),
+                reason.to_owned(),
+            ));
+        }
+        Ok(())
+    }
+
+    async fn requeue(&self, record: &SqsMessage) -> Result<(), QueueError> {
+        if let Ok(mut requeued) = self.requeued.lock() {
+            requeued.push(record.message_id.clone().unwrap_or_default());
+        }
+        Ok(())
+    }
+}

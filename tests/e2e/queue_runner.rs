@@ -47,7 +47,10 @@ async fn a_poison_record_is_the_only_failure_and_ends_in_the_dlq_after_max_recei
     let handler = Arc::new(move |event: SqsEvent| {
         let seen = Arc::clone(&seen);
         async move {
-            process_records(event, |record| {
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+            let queues = shared::testing::InMemoryRecordQueues::default();
+            let policy = shared::lambda::sqs_batch::BatchPolicy::default();
+            process_records(event, deadline, &policy, &queues, |record| {
                 let body = record.body.unwrap_or_default();
                 *seen.lock().expect("lock").entry(body.clone()).or_default() += 1;
                 async move {

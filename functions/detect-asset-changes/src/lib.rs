@@ -10,6 +10,7 @@ use shared::adapters::orange_logic::{
     Auth, OrangeLogicClient, OrangeLogicError, Settings, TOKEN_PATH,
 };
 use shared::adapters::sqs_json::{SqsFlowPublisher, SqsJsonQueue};
+use shared::adapters::sqs_records::SqsRecordQueues;
 use shared::config::{ConfigError, Env};
 use shared::connector_config::{ConnectorConfigError, ConnectorConfigLocation};
 use shared::domain::dam::{ChangeRules, DamEvent, Flow};
@@ -17,11 +18,12 @@ use shared::error::Retryable;
 use shared::flows::detect_changes::{
     ChangeDetector, DetectError, DetectSettings, Handled, PollReport,
 };
-use shared::lambda::sqs_batch::process_records;
+use shared::lambda::sqs_batch::{BatchPolicy, RecordQueues, process_records};
 use shared::ports::{AssetSource, AssetStateStore, FlowPublisher, IdempotencyStore};
 use shared::secrets::{SecretsError, SecretsLocation};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use tokio::time::Instant;
 
 /// How Orange Logic is authenticated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +57,8 @@ pub struct Config {
     pub connector_config: ConnectorConfigLocation,
     /// Where the secrets are.
     pub secrets: SecretsLocation,
+    /// The dead-letter queue of `dam-events`, for records that can never succeed.
+    pub dead_letter_queue_url: String,
 }
 
 impl Config {
@@ -97,6 +101,7 @@ impl Config {
         let first_poll_lookback_seconds = env.parsed_or("POLL_FIRST_LOOKBACK_SECONDS", 3600_i64);
         let connector_config = ConnectorConfigLocation::from_env(&mut env);
         let secrets = SecretsLocation::from_env(&mut env);
+        let dead_letter_queue_url = env.required("DEAD_LETTER_QUEUE_URL");
         env.finish()?;
         Ok(Self {
             asset_state_table,
@@ -109,6 +114,7 @@ impl Config {
             first_poll_lookback_seconds,
             connector_config,
             secrets,
+            dead_letter_queue_url,
         })
     }
 }
@@ -181,6 +187,44 @@ pub async fn connect(config: &Config, aws: &aws_config::SdkConfig) -> Result<Dep
     })
 }
 
+/// The function as Lambda and the local stack start and invoke it.
+#[derive(Debug)]
+pub struct Lambda {
+    /// Change detection.
+    pub detector: Deps,
+    /// The dead-letter queue and the source queue of `dam-events` records.
+    pub records: SqsRecordQueues,
+}
+
+impl shared::lambda::function::Function for Lambda {
+    const NAME: &'static str = "detect-asset-changes";
+    type Event = serde_json::Value;
+    type Response = serde_json::Value;
+    type Error = HandleError;
+
+    async fn start(
+        lookup: shared::lambda::function::Lookup<'_>,
+        aws: &aws_config::SdkConfig,
+    ) -> Result<Self, shared::lambda::function::StartError> {
+        let config = Config::from_lookup(lookup)?;
+        let detector = connect(&config, aws).await?;
+        let records = SqsRecordQueues::new(
+            aws_sdk_sqs::Client::new(aws),
+            &config.dead_letter_queue_url,
+            Self::NAME,
+        );
+        Ok(Self { detector, records })
+    }
+
+    async fn handle(
+        &self,
+        payload: serde_json::Value,
+        deadline: Instant,
+    ) -> Result<serde_json::Value, HandleError> {
+        handle(&self.detector, &self.records, payload, deadline).await
+    }
+}
+
 /// The scheduled poll's input (`Input` of the ScheduleV2 event in template.yaml).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -232,26 +276,28 @@ impl Retryable for RecordError {
 }
 
 /// Dispatches an invocation: an SQS batch (answered with the failed ids) or a poll request
-/// (answered with its report). `deadline_ms` is the invocation's deadline, Unix milliseconds.
-pub async fn handle<S, T, I, P>(
+/// (answered with its report), both before `deadline`.
+pub async fn handle<S, T, I, P, Q>(
     deps: &Deps<S, T, I, P>,
+    records: &Q,
     payload: serde_json::Value,
-    deadline_ms: i64,
+    deadline: Instant,
 ) -> Result<serde_json::Value, HandleError>
 where
     S: AssetSource,
     T: AssetStateStore,
     I: IdempotencyStore,
     P: FlowPublisher,
+    Q: RecordQueues,
 {
     if payload.get("Records").is_some() {
         let event: SqsEvent =
             serde_json::from_value(payload).map_err(HandleError::UnknownInvocation)?;
-        let response = handle_batch(deps, event, deadline_ms).await;
+        let response = handle_batch(deps, records, event, deadline).await;
         return serde_json::to_value(response).map_err(HandleError::Encode);
     }
     let _: PollRequest = serde_json::from_value(payload).map_err(HandleError::UnknownInvocation)?;
-    let report = handle_poll(deps, deadline_ms).await.inspect_err(|error| {
+    let report = handle_poll(deps, deadline).await.inspect_err(|error| {
         tracing::error!(error = %shared::error::chain(error), "poll failed; the next schedule retries");
     })?;
     Ok(serde_json::json!({
@@ -262,20 +308,38 @@ where
     }))
 }
 
-/// Handles every record of a `dam-events` batch; only retryable failures are reported.
-pub async fn handle_batch<S, T, I, P>(
+/// The most one DAM event may take: a read of the asset (its timeout and one renewal), the state
+/// round trips and the publish.
+pub const RECORD_WORST_CASE: std::time::Duration = std::time::Duration::from_secs(25);
+
+/// Handles the records of a `dam-events` batch within the invocation's time; only retryable
+/// failures and records left untried are reported.
+pub async fn handle_batch<S, T, I, P, Q>(
     deps: &Deps<S, T, I, P>,
+    records: &Q,
     event: SqsEvent,
-    deadline_ms: i64,
+    deadline: Instant,
 ) -> SqsBatchResponse
 where
     S: AssetSource,
     T: AssetStateStore,
     I: IdempotencyStore,
     P: FlowPublisher,
+    Q: RecordQueues,
 {
-    let deadline = deadline_ms / 1000 + 1;
-    process_records(event, |record| handle_record(deps, record, deadline)).await
+    let policy = BatchPolicy {
+        record_worst_case: RECORD_WORST_CASE,
+        ..BatchPolicy::default()
+    };
+    // The claim's deadline: the invocation's, in Unix seconds.
+    let left = deadline.saturating_duration_since(Instant::now());
+    let claim_deadline = time::OffsetDateTime::now_utc().unix_timestamp()
+        + i64::try_from(left.as_secs()).unwrap_or(0)
+        + 1;
+    process_records(event, deadline, &policy, records, |record| {
+        handle_record(deps, record, claim_deadline)
+    })
+    .await
 }
 
 async fn handle_record<S, T, I, P>(
@@ -302,12 +366,12 @@ where
 }
 
 /// Time kept free at the end of an invocation for the last watermark write and the answer.
-const POLL_MARGIN_MS: i64 = 10_000;
+const POLL_MARGIN: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Runs the scheduled poll within the invocation's time (`deadline_ms`, Unix milliseconds).
+/// Runs the scheduled poll within the invocation's time.
 pub async fn handle_poll<S, T, I, P>(
     deps: &Deps<S, T, I, P>,
-    deadline_ms: i64,
+    deadline: Instant,
 ) -> Result<PollReport, DetectError>
 where
     S: AssetSource,
@@ -316,9 +380,10 @@ where
     P: FlowPublisher,
 {
     let now = time::OffsetDateTime::now_utc();
-    let now_ms = i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
-    let budget_ms = (deadline_ms.saturating_sub(now_ms) - POLL_MARGIN_MS).max(1_000);
-    let budget = std::time::Duration::from_millis(u64::try_from(budget_ms).unwrap_or(1_000));
+    let budget = deadline
+        .saturating_duration_since(Instant::now())
+        .saturating_sub(POLL_MARGIN)
+        .max(std::time::Duration::from_secs(1));
     deps.poll(now, budget).await
 }
 
@@ -365,7 +430,13 @@ mod tests {
             .unwrap_or_default()
     }
 
-    const FAR: i64 = 4_102_444_800_000;
+    fn far() -> Instant {
+        Instant::now() + std::time::Duration::from_secs(900)
+    }
+
+    fn records() -> shared::testing::InMemoryRecordQueues {
+        shared::testing::InMemoryRecordQueues::default()
+    }
 
     #[tokio::test]
     async fn a_batch_with_a_redelivered_event_publishes_one_review_request() {
@@ -373,10 +444,11 @@ mod tests {
         deps.source.put(asset("2RLQZBQ84U", "Ready for Review"));
         let answer = handle(
             &deps,
+            &records(),
             event_file(include_str!(
                 "../../../events/detect-asset-changes/dam-events-batch.json"
             )),
-            FAR,
+            far(),
         )
         .await
         .expect("batch");
@@ -385,15 +457,17 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_malformed_record_is_dropped_and_a_dam_outage_is_reported_for_retry() {
+    async fn a_malformed_record_is_dead_lettered_and_a_dam_outage_is_reported_for_retry() {
         let deps = deps();
         deps.source.fail_next(1);
+        let records = records();
         let answer = handle(
             &deps,
+            &records,
             event_file(include_str!(
                 "../../../events/detect-asset-changes/dam-events-malformed.json"
             )),
-            FAR,
+            far(),
         )
         .await
         .expect("batch");
@@ -401,6 +475,9 @@ mod tests {
             failed_ids(&answer),
             ["c0ffee02-0000-4000-8000-000000000002"]
         );
+        let dead = records.dead_letters();
+        assert_eq!(dead.len(), 1, "{dead:?}");
+        assert!(dead[0].1.contains("not a DAM event"), "{dead:?}");
     }
 
     #[tokio::test]
@@ -415,10 +492,11 @@ mod tests {
         deps.source.put(snapshot);
         let answer = handle(
             &deps,
+            &records(),
             event_file(include_str!(
                 "../../../events/detect-asset-changes/scheduled-poll.json"
             )),
-            FAR,
+            far(),
         )
         .await
         .expect("poll");
@@ -428,9 +506,14 @@ mod tests {
 
     #[tokio::test]
     async fn an_unknown_invocation_is_an_error() {
-        let err = handle(&deps(), serde_json::json!({"detail": {}}), FAR)
-            .await
-            .expect_err("unknown");
+        let err = handle(
+            &deps(),
+            &records(),
+            serde_json::json!({"detail": {}}),
+            far(),
+        )
+        .await
+        .expect_err("unknown");
         assert!(matches!(err, HandleError::UnknownInvocation(_)));
     }
 
@@ -443,6 +526,7 @@ mod tests {
             "REVIEW_QUEUE_URL",
             "ORANGE_LOGIC_BASE_URL",
             "ORANGE_LOGIC_CLIENT_ID",
+            "DEAD_LETTER_QUEUE_URL",
         ] {
             assert!(err.to_string().contains(name), "{err}");
         }
@@ -461,6 +545,7 @@ mod tests {
             ("ORANGE_LOGIC_AUTH", "bearer"),
             ("CONNECTOR_CONFIG_FILE", "local/connector.yaml"),
             ("CONNECTOR_SECRETS_FILE", "local/secrets.json"),
+            ("DEAD_LETTER_QUEUE_URL", "dlq"),
         ]
         .into();
         let config = Config::from_lookup(|k| vars.get(k).map(|v| (*v).to_owned())).expect("ok");

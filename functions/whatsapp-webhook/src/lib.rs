@@ -63,6 +63,33 @@ pub async fn connect(config: &Config, aws: &aws_config::SdkConfig) -> Result<Dep
     })
 }
 
+/// The function as Lambda and the local stack start and invoke it.
+#[derive(Debug)]
+pub struct Lambda(pub Deps);
+
+impl shared::lambda::function::Function for Lambda {
+    const NAME: &'static str = "whatsapp-webhook";
+    type Event = ApiGatewayV2httpRequest;
+    type Response = ApiGatewayV2httpResponse;
+    type Error = std::convert::Infallible;
+
+    async fn start(
+        lookup: shared::lambda::function::Lookup<'_>,
+        aws: &aws_config::SdkConfig,
+    ) -> Result<Self, shared::lambda::function::StartError> {
+        let config = Config::from_lookup(lookup)?;
+        Ok(Self(connect(&config, aws).await?))
+    }
+
+    async fn handle(
+        &self,
+        request: ApiGatewayV2httpRequest,
+        _deadline: tokio::time::Instant,
+    ) -> Result<ApiGatewayV2httpResponse, Self::Error> {
+        handle(&self.0, request).await
+    }
+}
+
 /// Translates one API Gateway request into the edge flow and its outcome into a response.
 /// Never fails: every outcome is an HTTP answer, so Meta sees 5xx only when it must retry.
 pub async fn handle<Q: InboundQueue>(

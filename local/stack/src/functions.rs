@@ -1,13 +1,25 @@
-//! The real handlers of every function in the template, wired in-process the way each `main.rs`
-//! wires them, from the environment the template gives them.
+//! The registry of the bundle's functions: each is started in-process from the environment the
+//! template gives it and invoked with JSON, exactly as Lambda invokes its `main` (the same
+//! `Function::start` and `Function::handle`, the event serialised and parsed as Lambda does).
+//! Adding a function to the local stack is one line in [`registry`].
 
 use anyhow::bail;
 use aws_config::SdkConfig;
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use futures::future::BoxFuture;
+use shared::lambda::function::{self, Function};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// A started function: JSON in, JSON out, with the invocation's deadline.
+pub type InvokeFn = Arc<
+    dyn Fn(serde_json::Value, Instant) -> BoxFuture<'static, anyhow::Result<serde_json::Value>>
+        + Send
+        + Sync,
+>;
 
 /// An HTTP API function.
 pub type HttpFn = Arc<
@@ -19,28 +31,127 @@ pub type SqsFn = Arc<dyn Fn(SqsEvent) -> BoxFuture<'static, SqsBatchResponse> + 
 pub type ScheduleFn =
     Arc<dyn Fn() -> BoxFuture<'static, anyhow::Result<serde_json::Value>> + Send + Sync>;
 
-/// A connected function.
-#[derive(Clone)]
-pub enum Handler {
-    /// Invoked by the HTTP front.
-    Http(HttpFn),
-    /// Invoked by the queue runner.
-    Sqs(SqsFn),
-    /// Invoked by a schedule.
-    Schedule(ScheduleFn),
-    /// A function with several triggers (e.g. a queue and a schedule).
-    Many(Vec<Handler>),
+type StartFn =
+    fn(BTreeMap<String, String>, SdkConfig) -> BoxFuture<'static, anyhow::Result<InvokeFn>>;
+
+/// One function of the bundle, by its binary name.
+struct Registration {
+    name: &'static str,
+    start: StartFn,
 }
 
-impl std::fmt::Debug for Handler {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Http(_) => "Handler::Http",
-            Self::Sqs(_) => "Handler::Sqs",
-            Self::Schedule(_) => "Handler::Schedule",
-            Self::Many(_) => "Handler::Many",
-        })
+fn register<F: Function>() -> Registration {
+    Registration {
+        name: F::NAME,
+        start: |vars, aws| {
+            Box::pin(async move {
+                let lookup = move |name: &str| vars.get(name).cloned();
+                let started = F::start(&lookup, &aws)
+                    .await
+                    .map_err(|e| anyhow::anyhow!(shared::error::chain(e.as_ref())))?;
+                let started = Arc::new(started);
+                let invoke: InvokeFn = Arc::new(move |payload, deadline| {
+                    let started = Arc::clone(&started);
+                    Box::pin(async move {
+                        let event: F::Event = serde_json::from_value(payload)?;
+                        let response = function::invoke(started.as_ref(), event, deadline)
+                            .await
+                            .map_err(|e| anyhow::anyhow!(shared::error::chain(&e)))?;
+                        Ok(serde_json::to_value(response)?)
+                    })
+                });
+                Ok(invoke)
+            })
+        },
     }
+}
+
+/// Every function of the bundle. Adding one is a line here (and its `template.yaml` resource).
+fn registry() -> Vec<Registration> {
+    vec![
+        register::<whatsapp_webhook::Lambda>(),
+        register::<dam_webhook::Lambda>(),
+        register::<detect_asset_changes::Lambda>(),
+    ]
+}
+
+/// Starts the function `binary` from `vars`, as its cold start would.
+pub async fn start(
+    binary: &str,
+    vars: BTreeMap<String, String>,
+    aws: &SdkConfig,
+) -> anyhow::Result<InvokeFn> {
+    let Some(registration) = registry().into_iter().find(|r| r.name == binary) else {
+        bail!("the local stack's registry has no function `{binary}`");
+    };
+    (registration.start)(vars, aws.clone()).await
+}
+
+/// `invoke` as an HTTP API function whose invocations last at most `timeout`.
+pub fn http(invoke: InvokeFn, timeout: Duration) -> HttpFn {
+    Arc::new(move |request| {
+        let invoke = Arc::clone(&invoke);
+        Box::pin(async move {
+            let answer = async {
+                let payload = serde_json::to_value(request)?;
+                let response = invoke(payload, Instant::now() + timeout).await?;
+                Ok::<_, anyhow::Error>(serde_json::from_value(response)?)
+            };
+            match answer.await {
+                Ok(response) => response,
+                // API Gateway answers 500 when the integration fails.
+                Err(error) => {
+                    tracing::error!(error = %format!("{error:#}"), "function failed");
+                    shared::lambda::http::text(500, "Internal Server Error")
+                }
+            }
+        })
+    })
+}
+
+/// `invoke` as an SQS consumer whose invocations last at most `timeout`. A failed invocation
+/// fails the whole batch, as with Lambda.
+pub fn sqs(invoke: InvokeFn, timeout: Duration) -> SqsFn {
+    Arc::new(move |event| {
+        let invoke = Arc::clone(&invoke);
+        Box::pin(async move {
+            let ids: Vec<String> = event
+                .records
+                .iter()
+                .filter_map(|r| r.message_id.clone())
+                .collect();
+            let answer = async {
+                let payload = serde_json::to_value(event)?;
+                let response = invoke(payload, Instant::now() + timeout).await?;
+                Ok::<SqsBatchResponse, anyhow::Error>(serde_json::from_value(response)?)
+            };
+            match answer.await {
+                Ok(response) => response,
+                Err(error) => {
+                    tracing::error!(error = %format!("{error:#}"), "consumer failed: the whole batch returns");
+                    let mut response = SqsBatchResponse::default();
+                    response.batch_item_failures = ids
+                        .into_iter()
+                        .map(|id| {
+                            let mut failure = aws_lambda_events::sqs::BatchItemFailure::default();
+                            failure.item_identifier = id;
+                            failure
+                        })
+                        .collect();
+                    response
+                }
+            }
+        })
+    })
+}
+
+/// `invoke` fired by a schedule with the template's `Input`.
+pub fn schedule(invoke: InvokeFn, input: serde_json::Value, timeout: Duration) -> ScheduleFn {
+    Arc::new(move || {
+        let invoke = Arc::clone(&invoke);
+        let input = input.clone();
+        Box::pin(async move { invoke(input, Instant::now() + timeout).await })
+    })
 }
 
 /// A scheduled function, fired on demand.
@@ -56,83 +167,4 @@ impl std::fmt::Debug for Scheduled {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Scheduled({})", self.function)
     }
-}
-
-impl Handler {
-    /// The single-trigger handlers this one stands for.
-    pub fn flatten(self) -> Vec<Handler> {
-        match self {
-            Self::Many(handlers) => handlers.into_iter().flat_map(Self::flatten).collect(),
-            single => vec![single],
-        }
-    }
-}
-
-/// Builds a function's dependencies from its environment, as its cold start would.
-pub async fn connect(
-    binary: &str,
-    vars: &BTreeMap<String, String>,
-    aws: &SdkConfig,
-) -> anyhow::Result<Handler> {
-    let lookup = |name: &str| vars.get(name).cloned();
-    match binary {
-        "whatsapp-webhook" => {
-            let config = whatsapp_webhook::Config::from_lookup(lookup)?;
-            let deps = Arc::new(whatsapp_webhook::connect(&config, aws).await?);
-            Ok(Handler::Http(Arc::new(move |request| {
-                let deps = Arc::clone(&deps);
-                Box::pin(async move {
-                    match whatsapp_webhook::handle(&deps, request).await {
-                        Ok(response) => response,
-                        Err(never) => match never {},
-                    }
-                })
-            })))
-        }
-        "dam-webhook" => {
-            let config = dam_webhook::Config::from_lookup(lookup)?;
-            let deps = Arc::new(dam_webhook::connect(&config, aws).await?);
-            Ok(Handler::Http(Arc::new(move |request| {
-                let deps = Arc::clone(&deps);
-                Box::pin(async move {
-                    match dam_webhook::handle(&deps, request).await {
-                        Ok(response) => response,
-                        Err(never) => match never {},
-                    }
-                })
-            })))
-        }
-        "detect-asset-changes" => {
-            let config = detect_asset_changes::Config::from_lookup(lookup)?;
-            let deps = Arc::new(detect_asset_changes::connect(&config, aws).await?);
-            let batch_deps = Arc::clone(&deps);
-            let sqs: SqsFn = Arc::new(move |event| {
-                let deps = Arc::clone(&batch_deps);
-                Box::pin(async move {
-                    // Lambda's deadline: the template's Timeout (60 s) from now.
-                    let deadline_ms = now_ms() + 60_000;
-                    detect_asset_changes::handle_batch(&deps, event, deadline_ms).await
-                })
-            });
-            let schedule: ScheduleFn = Arc::new(move || {
-                let deps = Arc::clone(&deps);
-                Box::pin(async move {
-                    let payload = serde_json::json!({ "poll": "recently_edited" });
-                    Ok(detect_asset_changes::handle(&deps, payload, now_ms() + 60_000).await?)
-                })
-            });
-            Ok(Handler::Many(vec![
-                Handler::Sqs(sqs),
-                Handler::Schedule(schedule),
-            ]))
-        }
-        other => bail!("the local stack has no wiring for function `{other}`"),
-    }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or_default()
 }

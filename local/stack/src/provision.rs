@@ -56,6 +56,13 @@ impl Resources {
         if id == "AWS::Region" {
             return "us-east-1".into();
         }
+        if id == "AWS::AccountId" {
+            // moto's account.
+            return "123456789012".into();
+        }
+        if id == "AWS::Partition" {
+            return "aws".into();
+        }
         [
             &self.queue_urls,
             &self.tables,

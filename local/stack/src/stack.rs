@@ -2,7 +2,7 @@
 //! the environment the template gives it, the HTTP front and the queue runner.
 
 use crate::front::{self, Route};
-use crate::functions::{self, Handler, Scheduled, SqsFn};
+use crate::functions::{self, Scheduled, SqsFn};
 use crate::moto::workspace_root;
 use crate::provision::{Resources, provision};
 use crate::runner::{Consumer, QueueRunner};
@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// How to start a stack.
 #[derive(Debug, Clone)]
@@ -116,42 +117,38 @@ impl LocalStack {
                     .display()
                     .to_string(),
             );
-            let handler = functions::connect(&function.binary, &vars, &aws)
+            let invoke = functions::start(&function.binary, vars, &aws)
                 .await
-                .with_context(|| format!("connecting {}", function.logical_id))?;
-            for handler in handler.flatten() {
-                match handler {
-                    Handler::Http(handler) => {
-                        for (method, path) in &function.http_events {
-                            routes.push(Route {
-                                method: method.clone(),
-                                path: path.clone(),
-                                handler: Arc::clone(&handler),
-                            });
-                        }
-                    }
-                    Handler::Sqs(handler) => {
-                        for trigger in &function.sqs_events {
-                            let mut consumer = consumer(
-                                &resources,
-                                &trigger.queue,
-                                trigger.batch_size,
-                                Arc::clone(&handler),
-                            )?;
-                            consumer.report_batch_item_failures =
-                                trigger.report_batch_item_failures;
-                            consumers.push(consumer);
-                        }
-                    }
-                    Handler::Schedule(handler) => {
-                        schedules.push(Scheduled {
-                            function: function.logical_id.clone(),
-                            handler,
-                        });
-                    }
-                    // `flatten` leaves none.
-                    Handler::Many(_) => {}
-                }
+                .with_context(|| format!("starting {}", function.logical_id))?;
+            let timeout = Duration::from_secs(function.timeout_seconds);
+            for (method, path) in &function.http_events {
+                routes.push(Route {
+                    method: method.clone(),
+                    path: path.clone(),
+                    handler: functions::http(Arc::clone(&invoke), timeout),
+                });
+            }
+            for trigger in &function.sqs_events {
+                let mut consumer = consumer(
+                    &resources,
+                    &trigger.queue,
+                    trigger.batch_size,
+                    functions::sqs(Arc::clone(&invoke), timeout),
+                )?;
+                consumer.report_batch_item_failures = trigger.report_batch_item_failures;
+                consumers.push(consumer);
+            }
+            for scheduled in &function.schedules {
+                let input = serde_json::from_str(&scheduled.input).with_context(|| {
+                    format!(
+                        "{}: the Input of schedule {} is not JSON",
+                        function.logical_id, scheduled.name
+                    )
+                })?;
+                schedules.push(Scheduled {
+                    function: function.logical_id.clone(),
+                    handler: functions::schedule(Arc::clone(&invoke), input, timeout),
+                });
             }
         }
         let (front, front_task) = front::serve(options.front_addr, routes).await?;

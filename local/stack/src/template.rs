@@ -74,8 +74,23 @@ pub struct FunctionDef {
     pub sqs_events: Vec<SqsTrigger>,
     /// HTTP API triggers: method and path.
     pub http_events: Vec<(String, String)>,
-    /// Schedules: event name and expression.
-    pub schedules: Vec<(String, String)>,
+    /// Schedules.
+    pub schedules: Vec<ScheduleDef>,
+    /// `Timeout` seconds (the function's, else Globals', else Lambda's default of 3).
+    pub timeout_seconds: u64,
+    /// `MemorySize` MB (the function's, else Globals', else Lambda's default of 128).
+    pub memory_mb: u64,
+}
+
+/// A `Schedule` / `ScheduleV2` event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleDef {
+    /// The event's name.
+    pub name: String,
+    /// `ScheduleExpression`.
+    pub expression: String,
+    /// `Input`: the JSON the function receives (`{}` when absent).
+    pub input: String,
 }
 
 /// An SQS event source mapping.
@@ -132,9 +147,13 @@ impl Template {
 
     /// Interprets template text.
     pub fn parse(text: &str) -> Result<Self, TemplateError> {
-        let root: Value = serde_norway::from_str(text)?;
+        let mut root: Value = serde_norway::from_str(text)?;
+        if let Some(resources) = root.get_mut("Resources") {
+            expand_for_each(resources)?;
+        }
         let globals = root.get("Globals").and_then(|g| g.get("Function"));
         let global_env = env_of(globals);
+        let global_number = |key: &str| globals.and_then(|g| g.get(key)).and_then(as_u64);
         let mut template = Template::default();
         let Some(resources) = root.get("Resources").and_then(Value::as_mapping) else {
             return Ok(template);
@@ -249,6 +268,16 @@ impl Template {
                         sqs_events: Vec::new(),
                         http_events: Vec::new(),
                         schedules: Vec::new(),
+                        timeout_seconds: props
+                            .and_then(|p| p.get("Timeout"))
+                            .and_then(as_u64)
+                            .or_else(|| global_number("Timeout"))
+                            .unwrap_or(3),
+                        memory_mb: props
+                            .and_then(|p| p.get("MemorySize"))
+                            .and_then(as_u64)
+                            .or_else(|| global_number("MemorySize"))
+                            .unwrap_or(128),
                     };
                     let events = props
                         .and_then(|p| p.get("Events"))
@@ -286,10 +315,14 @@ impl Template {
                                 ));
                             }
                             Some("ScheduleV2" | "Schedule") => {
-                                function.schedules.push((
-                                    name.as_str().unwrap_or_default().to_owned(),
-                                    str_of(field("ScheduleExpression")),
-                                ));
+                                function.schedules.push(ScheduleDef {
+                                    name: name.as_str().unwrap_or_default().to_owned(),
+                                    expression: str_of(field("ScheduleExpression")),
+                                    input: field("Input")
+                                        .map(|i| str_of(Some(i)))
+                                        .filter(|i| !i.is_empty())
+                                        .unwrap_or_else(|| "{}".into()),
+                                });
                             }
                             _ => {}
                         }
@@ -307,6 +340,98 @@ impl Template {
         self.functions
             .iter()
             .find(|f| f.sqs_events.iter().any(|t| t.queue == queue_logical_id))
+    }
+}
+
+/// Expands `Fn::ForEach::<Loop>: [Identifier, [values], {resources}]` (the
+/// `AWS::LanguageExtensions` transform) in place: each value is substituted for `${Identifier}`
+/// and `&{Identifier}` in keys and strings, and for `!Ref Identifier`.
+fn expand_for_each(resources: &mut Value) -> Result<(), TemplateError> {
+    let Some(map) = resources.as_mapping_mut() else {
+        return Ok(());
+    };
+    let loops: Vec<Value> = map
+        .keys()
+        .filter(|k| k.as_str().is_some_and(|k| k.starts_with("Fn::ForEach::")))
+        .cloned()
+        .collect();
+    for key in loops {
+        let name = key.as_str().unwrap_or_default().to_owned();
+        let shape = |problem: &str| TemplateError::Shape {
+            resource: name.clone(),
+            problem: problem.to_owned(),
+        };
+        let body = map.remove(&key).unwrap_or(Value::Null);
+        let parts = body
+            .as_sequence()
+            .filter(|p| p.len() == 3)
+            .ok_or_else(|| shape("must be [Identifier, [values], {resources}]"))?;
+        let identifier = parts[0]
+            .as_str()
+            .ok_or_else(|| shape("the identifier must be a string"))?;
+        let values = parts[1]
+            .as_sequence()
+            .ok_or_else(|| shape("the values must be a list"))?;
+        let fragment = parts[2]
+            .as_mapping()
+            .ok_or_else(|| shape("the resources must be a mapping"))?;
+        for value in values {
+            let value = value
+                .as_str()
+                .ok_or_else(|| shape("each value must be a string"))?;
+            for (id, resource) in fragment {
+                let id = substitute(id, identifier, value);
+                let resource = substitute(resource, identifier, value);
+                if map.insert(id.clone(), resource).is_some() {
+                    return Err(shape(&format!(
+                        "expands to {} twice",
+                        id.as_str().unwrap_or_default()
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn substitute(value: &Value, identifier: &str, with: &str) -> Value {
+    match value {
+        Value::String(s) => Value::String(
+            s.replace(&format!("${{{identifier}}}"), with)
+                .replace(&format!("&{{{identifier}}}"), with),
+        ),
+        Value::Sequence(seq) => Value::Sequence(
+            seq.iter()
+                .map(|v| substitute(v, identifier, with))
+                .collect(),
+        ),
+        Value::Mapping(map) => Value::Mapping(
+            map.iter()
+                .map(|(k, v)| {
+                    (
+                        substitute(k, identifier, with),
+                        substitute(v, identifier, with),
+                    )
+                })
+                .collect(),
+        ),
+        Value::Tagged(tagged)
+            if tagged.tag == "Ref" && tagged.value.as_str() == Some(identifier) =>
+        {
+            Value::String(with.to_owned())
+        }
+        Value::Tagged(tagged) => {
+            let value = substitute(&tagged.value, identifier, with);
+            match value.as_str() {
+                // `!Sub "ReviewDLQ"` once substituted is the plain name (e.g. inside `!GetAtt`).
+                Some(text) if tagged.tag == "Sub" && !text.contains("${") => value,
+                _ => Value::Tagged(Box::new(serde_norway::value::TaggedValue {
+                    tag: tagged.tag.clone(),
+                    value,
+                })),
+            }
+        }
+        other => other.clone(),
     }
 }
 
@@ -398,7 +523,7 @@ mod tests {
         assert_eq!(inbound.redrive, Some(("InboundDLQ".to_owned(), 5)));
         assert_eq!(
             inbound.name,
-            Reference::Sub("${AWS::StackName}-inbound.fifo".into())
+            Reference::Sub("${AWS::StackName}-Inbound.fifo".into())
         );
         let webhook = template
             .functions
@@ -413,6 +538,77 @@ mod tests {
         assert_eq!(
             webhook.environment.get("INBOUND_QUEUE_URL"),
             Some(&Reference::Ref("InboundQueue".into()))
+        );
+        assert_eq!(webhook.timeout_seconds, 6);
+        assert_eq!(webhook.memory_mb, 256, "from Globals");
+        let poll = &template
+            .consumer_of("DamEventsQueue")
+            .expect("change detection")
+            .schedules[0];
+        assert_eq!(poll.input, r#"{"poll":"recently_edited"}"#);
+    }
+
+    #[test]
+    fn no_record_reaches_a_dlq_untried_and_every_consumer_can_dead_letter() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml");
+        let template = Template::load(&path).expect("template.yaml parses");
+        for queue in &template.queues {
+            if let Some((dlq, max_receives)) = &queue.redrive {
+                assert!(
+                    *max_receives
+                        > u64::from(shared::lambda::sqs_batch::RETURN_UNTRIED_AFTER_RECEIVES),
+                    "{}: maxReceiveCount {max_receives} leaves no room to put untried records back",
+                    queue.logical_id
+                );
+                if let Some(consumer) = template.consumer_of(&queue.logical_id) {
+                    assert_eq!(
+                        consumer.environment.get("DEAD_LETTER_QUEUE_URL"),
+                        Some(&Reference::Ref(dlq.clone())),
+                        "{} must be able to dead-letter what can never succeed",
+                        consumer.logical_id
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn for_each_stamps_out_a_fragment_per_value() {
+        let text = r#"
+Resources:
+  Fn::ForEach::Queues:
+    - Q
+    - [Review, Campaign]
+    - ${Q}Queue:
+        Type: AWS::SQS::Queue
+        Properties:
+          QueueName: !Sub "${AWS::StackName}-${Q}.fifo"
+          FifoQueue: true
+          RedrivePolicy:
+            deadLetterTargetArn: !GetAtt [!Sub "${Q}DLQ", Arn]
+            maxReceiveCount: 5
+"#;
+        let template = Template::parse(text).expect("parses");
+        let mut queues: Vec<_> = template
+            .queues
+            .iter()
+            .map(|q| (q.logical_id.clone(), q.name.clone(), q.redrive.clone()))
+            .collect();
+        queues.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            queues,
+            [
+                (
+                    "CampaignQueue".to_owned(),
+                    Reference::Sub("${AWS::StackName}-Campaign.fifo".into()),
+                    Some(("CampaignDLQ".to_owned(), 5))
+                ),
+                (
+                    "ReviewQueue".to_owned(),
+                    Reference::Sub("${AWS::StackName}-Review.fifo".into()),
+                    Some(("ReviewDLQ".to_owned(), 5))
+                ),
+            ]
         );
     }
 }

@@ -4,3 +4,4 @@ pub mod dynamodb;
 pub mod orange_logic;
 pub mod sqs;
 pub mod sqs_json;
+pub mod sqs_records;

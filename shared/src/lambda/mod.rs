@@ -2,5 +2,6 @@
 //! HTTP responses.
 
 pub mod deadline;
+pub mod function;
 pub mod http;
 pub mod sqs_batch;
