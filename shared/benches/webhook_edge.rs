@@ -12,14 +12,15 @@ use std::hint::black_box;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-fn examples_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/reference/whatsapp/examples")
+/// The repository's webhook fixtures (`fixtures/whatsapp/webhooks/`).
+fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/whatsapp/webhooks")
 }
 
-/// Meta sends compact JSON; the example files are pretty-printed.
+/// Meta sends compact JSON; the fixture files are pretty-printed.
 fn payloads() -> Vec<(String, Vec<u8>)> {
-    let mut payloads: Vec<(String, Vec<u8>)> = std::fs::read_dir(examples_dir())
-        .expect("the reference examples beside the repository")
+    let mut payloads: Vec<(String, Vec<u8>)> = std::fs::read_dir(fixtures_dir())
+        .expect("the repository's webhook fixtures")
         .filter_map(Result::ok)
         .map(|e| e.path())
         .filter(|p| {

@@ -1,5 +1,7 @@
-//! The WhatsApp client against the simulator (every error class, media streaming), the simulator
-//! against Meta's spec examples, and simulator webhooks through the real `whatsapp-webhook` function.
+//! The WhatsApp client against the simulator (every error class, media streaming) and simulator
+//! webhooks through the real `whatsapp-webhook` function. Tests of the simulator alone (Meta's spec
+//! examples, batching, redelivery) are in `local/whatsapp-sim/tests/`. Rate limits run on the
+//! simulator's manual clock, so no test races a wall-clock window.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -15,40 +17,32 @@ use shared::whatsapp::media::{ExpectedMedia, MediaCaps, MediaError};
 use shared::whatsapp::messages::*;
 use shared::whatsapp::signature::{self, AppSecretKeys};
 use shared::whatsapp::webhook_types::{Notification, StatusKind};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use whatsapp_sim::{Limits, SimConfig, Simulator, TemplateDef};
+use whatsapp_sim::{Clock, Limits, SimConfig, Simulator};
 
 const TOKEN: &str = "sim-access-token";
 const USER: &str = "447700900123";
 
-type ReceiverState = (
-    Arc<Mutex<Vec<Notification>>>,
-    AppSecretKeys,
-    Arc<AtomicUsize>,
-);
+type ReceiverState = (Arc<Mutex<Vec<Notification>>>, AppSecretKeys);
 
 /// A webhook receiver that checks Meta's signature and keeps every notification.
 struct Receiver {
     url: String,
     received: Arc<Mutex<Vec<Notification>>>,
-    /// Answers 500 to this many POSTs first (an endpoint that is briefly down).
-    refuse_first: Arc<AtomicUsize>,
     _task: tokio::task::JoinHandle<()>,
 }
 
 impl Receiver {
     async fn start() -> Self {
         let received = Arc::new(Mutex::new(Vec::new()));
-        let refuse_first = Arc::new(AtomicUsize::new(0));
         let keys = AppSecretKeys::new(&[Secret::new(APP_SECRET)]);
-        let state = (Arc::clone(&received), keys, Arc::clone(&refuse_first));
+        let state = (Arc::clone(&received), keys);
         let app = axum::Router::new()
             .route(
                 "/hook",
                 axum::routing::post(
-                    |State((received, keys, refuse_first)): State<ReceiverState>,
+                    |State((received, keys)): State<ReceiverState>,
                      headers: HeaderMap,
                      body: Bytes| async move {
                         let header = headers
@@ -56,12 +50,6 @@ impl Receiver {
                             .map(|v| v.as_bytes());
                         if signature::verify(&keys, header, false, &body).is_err() {
                             return StatusCode::UNAUTHORIZED;
-                        }
-                        let refused = refuse_first
-                            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-                            .is_ok();
-                        if refused {
-                            return StatusCode::INTERNAL_SERVER_ERROR;
                         }
                         match Notification::parse(&body) {
                             Ok(n) => {
@@ -84,7 +72,6 @@ impl Receiver {
         Self {
             url,
             received,
-            refuse_first,
             _task: task,
         }
     }
@@ -209,7 +196,9 @@ async fn an_unknown_phone_number_id_is_a_permanent_invalid_parameter() {
 
 #[tokio::test]
 async fn throughput_and_pair_rate_limits_are_retryable_with_their_backoff() {
+    // The simulator's clock stands still: all 30 sends fall in one second, however slow the machine.
     let sim = sim_with(|c| {
+        c.clock = Clock::manual();
         c.limits = Limits {
             throughput_per_second: 5,
             pair_burst: 100,
@@ -218,16 +207,17 @@ async fn throughput_and_pair_rate_limits_are_retryable_with_their_backoff() {
     })
     .await;
     let client = client(&sim, TOKEN);
+    let hello = |i: usize| {
+        let to = Recipient::phone(&format!("+4477009{i:05}")).expect("phone");
+        template("hello_world", "en_US", &[]).with_to(to)
+    };
     let sends = (0..30).map(|i| {
         let client = client.clone();
-        async move {
-            let to = Recipient::phone(&format!("+4477009{i:05}")).expect("phone");
-            client
-                .send(&template("hello_world", "en_US", &[]).with_to(to))
-                .await
-        }
+        let message = hello(i);
+        async move { client.send(&message).await }
     });
     let results = futures::future::join_all(sends).await;
+    let accepted = results.iter().filter(|r| r.is_ok()).count();
     let throttled: Vec<ApiError> = results
         .into_iter()
         .filter_map(|r| {
@@ -241,13 +231,24 @@ async fn throughput_and_pair_rate_limits_are_retryable_with_their_backoff() {
         !throttled.is_empty(),
         "30 sends at 5/s must hit the throughput limit"
     );
+    assert_eq!(
+        (accepted, throttled.len()),
+        (5, 25),
+        "5 inside the second, the rest throttled"
+    );
     assert!(throttled.iter().all(|e| e.code() == Some(130_429)
         && e.class()
             == ErrorClass::Retryable {
                 backoff: Backoff::Exponential
             }));
+    sim.advance_clock(Duration::from_secs(1));
+    client
+        .send(&hello(30))
+        .await
+        .expect("the next second has room again");
 
     let sim = sim_with(|c| {
+        c.clock = Clock::manual();
         c.limits = Limits {
             pair_burst: 3,
             ..Limits::default()
@@ -269,6 +270,12 @@ async fn throughput_and_pair_rate_limits_are_retryable_with_their_backoff() {
             backoff: Backoff::PairRate
         }
     );
+    // One message per 6 s to the same user once the burst is spent.
+    sim.advance_clock(Duration::from_secs(6));
+    client
+        .send(&template("hello_world", "en_US", &[]))
+        .await
+        .expect("6 s later the pair rate allows one more");
 }
 
 trait WithTo {
@@ -544,139 +551,6 @@ fn base64_of(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-/// The template a spec example uses, as the WABA would have it approved.
-fn template_of(body: &Value) -> Option<TemplateDef> {
-    let template = body.get("template")?;
-    let components = template["components"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
-    let of = |t: &str| {
-        components.iter().find(|c| {
-            c["type"]
-                .as_str()
-                .is_some_and(|ct| ct.eq_ignore_ascii_case(t))
-        })
-    };
-    let params = |c: Option<&Value>| {
-        c.and_then(|c| c["parameters"].as_array().cloned())
-            .unwrap_or_default()
-    };
-    let body_params: Vec<String> = params(of("body"))
-        .iter()
-        .enumerate()
-        .map(|(i, p)| {
-            p["parameter_name"]
-                .as_str()
-                .map_or_else(|| (i + 1).to_string(), str::to_owned)
-        })
-        .collect();
-    let header = params(of("header"));
-    let header = match header.first().and_then(|p| p["type"].as_str()) {
-        None => whatsapp_sim::world::HeaderDef::None,
-        Some("image") => whatsapp_sim::world::HeaderDef::Image,
-        Some("video") => whatsapp_sim::world::HeaderDef::Video,
-        Some("document") => whatsapp_sim::world::HeaderDef::Document,
-        Some(_) => whatsapp_sim::world::HeaderDef::Text(header.len()),
-    };
-    let buttons = components.iter().filter(|c| c["type"] == "button").count();
-    Some(TemplateDef {
-        name: template["name"].as_str()?.to_owned(),
-        language: template["language"]["code"].as_str()?.to_owned(),
-        category: "UTILITY".into(),
-        header,
-        body_params,
-        buttons: vec![whatsapp_sim::world::ButtonDef::QuickReply; buttons.max(3)],
-    })
-}
-
-#[tokio::test]
-async fn the_simulator_accepts_all_fifty_send_examples_of_the_spec() {
-    let spec =
-        whatsapp_sim::spec::Spec::load(&whatsapp_sim::spec::default_spec_path()).expect("spec");
-    let mut examples = spec.message_examples();
-    assert_eq!(examples.len(), 50);
-    // Template names such as `template-name` are placeholders standing for different templates;
-    // each example gets its own approved template of the shape it sends.
-    for (i, (_, body)) in examples.iter_mut().enumerate() {
-        if let Some(name) = body.pointer_mut("/template/name") {
-            *name = json!(format!("{}_{i}", name.as_str().unwrap_or_default()));
-        }
-    }
-    let sim = sim_with(|c| {
-        c.limits = Limits {
-            pair_burst: 100,
-            ..Limits::default()
-        };
-        c.templates
-            .extend(examples.iter().filter_map(|(_, body)| template_of(body)));
-    })
-    .await;
-    let http = reqwest::Client::new();
-    let url = format!(
-        "{}/v23.0/{}/messages",
-        sim.base_url(),
-        sim.config().phone_number_id
-    );
-    for (name, body) in &examples {
-        let response = http
-            .post(&url)
-            .bearer_auth(TOKEN)
-            .json(body)
-            .send()
-            .await
-            .expect("post");
-        let status = response.status().as_u16();
-        let answer: Value = response.json().await.expect("json");
-        if body.get("status").is_some() {
-            // The schema accepts it; Meta's rule refuses a wamid it never delivered.
-            assert_eq!(
-                (status, answer["error"]["code"].clone()),
-                (400, json!(131_009)),
-                "{name}"
-            );
-        } else {
-            assert_eq!(status, 200, "{name}: {answer}");
-            assert!(
-                answer["messages"][0]["id"]
-                    .as_str()
-                    .is_some_and(|id| id.starts_with("wamid.")),
-                "{name}"
-            );
-        }
-    }
-    let broken = json!({"messaging_product": "whatsapp", "to": "1", "type": "text", "text": {"body": "x"}, "extra": 1});
-    let answer: Value = http
-        .post(&url)
-        .bearer_auth(TOKEN)
-        .json(&broken)
-        .send()
-        .await
-        .expect("post")
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(answer["error"]["code"], 100);
-    assert!(
-        answer["error"]["error_data"]["details"]
-            .as_str()
-            .is_some_and(|d| d.contains("extra"))
-    );
-    let wrong_product =
-        json!({"messaging_product": "sms", "to": "1", "type": "text", "text": {"body": "x"}});
-    let answer: Value = http
-        .post(&url)
-        .bearer_auth(TOKEN)
-        .json(&wrong_product)
-        .send()
-        .await
-        .expect("post")
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(answer["error"]["code"], 100);
-}
-
 #[tokio::test]
 async fn simulator_webhooks_reach_the_inbound_queue_through_the_real_webhook_function() {
     let env = TestEnv::start().await;
@@ -783,72 +657,6 @@ async fn a_refused_delivery_is_retried_with_backoff_then_dropped() {
         ]
     );
     assert_eq!(env.queue_depth("InboundQueue").await, 0);
-}
-
-#[tokio::test]
-async fn batching_puts_several_items_in_one_post_and_out_of_order_reverses_them() {
-    let receiver = Receiver::start().await;
-    let sim = sim_with(|c| {
-        c.callback_url = Some(receiver.url.clone());
-        c.delivery.batch_size = 10;
-        c.delivery.gather_window = Duration::from_millis(200);
-    })
-    .await;
-    let user = sim.user(USER);
-    let ids: Vec<String> = ["one", "two", "three"]
-        .iter()
-        .map(|t| user.send_text(t))
-        .collect();
-    sim.idle().await;
-    let received = receiver.received.lock().expect("lock").clone();
-    assert_eq!(received.len(), 1, "one POST");
-    let batched: Vec<String> = received[0].messages().map(|(m, _)| m.id.clone()).collect();
-    assert_eq!(batched, ids);
-    assert_eq!(sim.deliveries()[0].items, 3);
-
-    let receiver = Receiver::start().await;
-    let sim = sim_with(|c| {
-        c.callback_url = Some(receiver.url.clone());
-        c.delivery.out_of_order = true;
-        c.delivery.gather_window = Duration::from_millis(200);
-    })
-    .await;
-    let user = sim.user(USER);
-    let first = user.send_text("first");
-    let second = user.send_text("second");
-    sim.idle().await;
-    let received = receiver.received.lock().expect("lock").clone();
-    let order: Vec<String> = received
-        .iter()
-        .flat_map(|n| n.messages().map(|(m, _)| m.id.clone()).collect::<Vec<_>>())
-        .collect();
-    assert_eq!(received.len(), 2, "one item per POST");
-    assert_eq!(order, [second, first]);
-}
-
-#[tokio::test]
-async fn a_refused_delivery_is_redelivered_until_the_endpoint_accepts_it() {
-    let receiver = Receiver::start().await;
-    receiver.refuse_first.store(2, Ordering::SeqCst);
-    let sim = sim_with(|c| {
-        c.callback_url = Some(receiver.url.clone());
-        c.delivery.retry_delay = Duration::from_millis(10);
-    })
-    .await;
-    let id = sim.user(USER).send_text("are you there?");
-    sim.idle().await;
-    let attempts: Vec<(u32, Option<u16>)> = sim
-        .deliveries()
-        .iter()
-        .map(|d| (d.attempt, d.status))
-        .collect();
-    assert_eq!(attempts, [(1, Some(500)), (2, Some(500)), (3, Some(200))]);
-    let received = receiver.received.lock().expect("lock").clone();
-    assert_eq!(received.len(), 1);
-    assert_eq!(
-        received[0].messages().next().map(|(m, _)| m.id.clone()),
-        Some(id)
-    );
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@ use shared::whatsapp::signature::AppSecretKeys;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, watch};
 
 /// How webhooks are delivered.
 #[derive(Debug, Clone)]
@@ -19,7 +19,8 @@ pub struct DeliverySwitches {
     pub out_of_order: bool,
     /// Items per POST (1: one item per notification; Meta batches up to 1000).
     pub batch_size: usize,
-    /// How long to gather items before a POST when batching or reordering.
+    /// How long to gather items before a POST when batching or reordering (in real time; tests
+    /// gather deterministically with `Simulator::hold_deliveries` instead).
     pub gather_window: Duration,
     /// First delay before redelivering after a non-200; doubles per attempt.
     pub retry_delay: Duration,
@@ -92,9 +93,20 @@ pub struct Deliveries {
     pending: AtomicUsize,
     idle: Notify,
     records: Mutex<Vec<DeliveryRecord>>,
+    held: watch::Sender<bool>,
 }
 
 impl Deliveries {
+    /// Items queued from now on wait until [`unhold`](Self::unhold), then go out together.
+    pub fn hold(&self) {
+        self.held.send_replace(true);
+    }
+
+    /// Sends what was held and stops holding.
+    pub fn unhold(&self) {
+        self.held.send_replace(false);
+    }
+
     /// Queues an item; it counts as pending until delivered or dropped.
     pub fn push(&self, item: Item) {
         self.pending.fetch_add(1, Ordering::SeqCst);
@@ -161,6 +173,7 @@ pub fn start(
         pending: AtomicUsize::new(0),
         idle: Notify::new(),
         records: Mutex::new(Vec::new()),
+        held: watch::Sender::new(false),
     });
     let poster = Poster {
         client: reqwest::Client::new(),
@@ -169,12 +182,14 @@ pub fn start(
         deliveries: Arc::clone(&deliveries),
         switches: switches.clone(),
     };
-    let task = tokio::spawn(run(rx, poster, business, switches));
+    let held = deliveries.held.subscribe();
+    let task = tokio::spawn(run(rx, held, poster, business, switches));
     (deliveries, task)
 }
 
 async fn run(
     mut rx: mpsc::UnboundedReceiver<Item>,
+    mut held: watch::Receiver<bool>,
     poster: Poster,
     business: Business,
     switches: DeliverySwitches,
@@ -182,8 +197,17 @@ async fn run(
     let poster = Arc::new(poster);
     while let Some(first) = rx.recv().await {
         let mut items = vec![first];
-        if switches.batch_size > 1 || switches.out_of_order {
+        let gather = if *held.borrow_and_update() {
+            // Everything queued until the release goes out together; the sender outlives this task.
+            let _ = held.wait_for(|held| !*held).await;
+            true
+        } else if switches.batch_size > 1 || switches.out_of_order {
             tokio::time::sleep(switches.gather_window).await;
+            true
+        } else {
+            false
+        };
+        if gather {
             while let Ok(item) = rx.try_recv() {
                 items.push(item);
             }

@@ -1,6 +1,7 @@
 //! The HTTP side: Graph endpoints (messages, media, templates), the expiring download URL,
 //! simulated users, and the read API / HTML page.
 
+use crate::clock::Clock;
 use crate::delivery::{self, Business, Deliveries, DeliveryRecord, DeliverySwitches, Item};
 use crate::spec::{Spec, SpecError};
 use crate::world::{
@@ -21,7 +22,7 @@ use shared::whatsapp::messages::MediaKind;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How to run a simulator.
 #[derive(Debug, Clone)]
@@ -54,6 +55,8 @@ pub struct SimConfig {
     pub templates: Vec<TemplateDef>,
     /// Meta's OpenAPI spec, for request validation.
     pub spec_path: std::path::PathBuf,
+    /// Time for rate limits, the 24-hour window and download URL life ([`Clock::manual`] in tests).
+    pub clock: Clock,
 }
 
 impl SimConfig {
@@ -74,6 +77,7 @@ impl SimConfig {
             delivery: DeliverySwitches::default(),
             templates: default_templates(),
             spec_path: crate::spec::default_spec_path(),
+            clock: Clock::system(),
         }
     }
 }
@@ -287,12 +291,33 @@ impl Simulator {
 
     /// Expires every download URL handed out so far (as 5 minutes passing would).
     pub fn expire_download_urls(&self) {
-        let past = Instant::now()
-            .checked_sub(Duration::from_secs(1))
-            .unwrap_or_else(Instant::now);
+        let past = self.inner.config.clock.ago(Duration::from_secs(1));
         for (_, expiry) in self.inner.world().tickets.values_mut() {
             *expiry = past;
         }
+    }
+
+    /// The clock the simulator's rules run on.
+    pub fn clock(&self) -> &Clock {
+        &self.inner.config.clock
+    }
+
+    /// Moves the simulator's time forward, as if `by` passed at once (rate limits refill, windows
+    /// close, download URLs die); with [`Clock::manual`], the only way its time moves.
+    pub fn advance_clock(&self, by: Duration) {
+        self.inner.config.clock.advance(by);
+    }
+
+    /// Holds webhooks back: what users and statuses produce from now on waits, gathered, until
+    /// [`release_deliveries`](Self::release_deliveries) sends it (batched and ordered by the
+    /// delivery switches), so batching is shown without racing the gather window.
+    pub fn hold_deliveries(&self) {
+        self.inner.deliveries.hold();
+    }
+
+    /// Sends everything held since [`hold_deliveries`](Self::hold_deliveries) and stops holding.
+    pub fn release_deliveries(&self) {
+        self.inner.deliveries.unhold();
     }
 }
 
@@ -311,7 +336,7 @@ impl SimUser {
 
     /// Moves the user's last message `ago` into the past; `None` forgets it (closes the window).
     pub fn last_wrote(&self, ago: Option<Duration>) {
-        let at = ago.and_then(|ago| Instant::now().checked_sub(ago));
+        let at = ago.map(|ago| self.inner.config.clock.ago(ago));
         self.inner.world().set_last_inbound(&self.key, at);
     }
 
@@ -412,7 +437,7 @@ impl SimUser {
     }
 
     fn send(&self, mut message: Value, kind: &str, summary: &str) -> String {
-        let now = Instant::now();
+        let now = self.inner.config.clock.now();
         let (wamid, contact) = {
             let mut world = self.inner.world();
             let wamid = world.wamid("IN");
@@ -564,7 +589,7 @@ async fn send_message(
 
 /// Meta's rules for a schema-valid body; schedules the statuses of an accepted message.
 fn accept(inner: &Shared, body: &Value) -> Result<Value, SimGraphError> {
-    let now = Instant::now();
+    let now = inner.config.clock.now();
     let mut world = inner.world();
     if world.outage_requests > 0 {
         world.outage_requests -= 1;
@@ -775,12 +800,11 @@ async fn media_info(
         "AR{:016x}",
         world.next_id().wrapping_mul(0x9E37_79B9_7F4A_7C15)
     );
+    let now = inner.config.clock.now();
     let expires = if std::mem::take(&mut world.expire_next_url) {
-        Instant::now()
-            .checked_sub(Duration::from_secs(1))
-            .unwrap_or_else(Instant::now)
+        inner.config.clock.ago(Duration::from_secs(1))
     } else {
-        Instant::now() + inner.config.download_url_ttl
+        now + inner.config.download_url_ttl
     };
     world
         .tickets
@@ -817,7 +841,7 @@ async fn download(
     let media = {
         let world = inner.world();
         match world.tickets.get(&query.hash) {
-            Some((mid, expires)) if *mid == query.mid && *expires > Instant::now() => {
+            Some((mid, expires)) if *mid == query.mid && *expires > inner.config.clock.now() => {
                 world.media.get(mid).cloned()
             }
             _ => None,

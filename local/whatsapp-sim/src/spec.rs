@@ -18,7 +18,7 @@ pub struct Erratum {
     pub id: &'static str,
     /// What is wrong in the spec and what the validator does instead.
     pub correction: &'static str,
-    /// The example (spec example name, or file of `examples/`) that proves it.
+    /// The example (spec example name, or a fixture of `fixtures/whatsapp/send/`) that proves it.
     pub proof: &'static str,
 }
 
@@ -42,7 +42,7 @@ pub const ERRATA: &[Erratum] = &[
     Erratum {
         id: "E4",
         correction: "template components[].index is a string or an integer; its pattern `^[2-6, 11-14]$` is a malformed character class and is not applied",
-        proof: "spec example `Send Catalog Template Message` (index 0); examples/send-template-request.json (index \"0\")",
+        proof: "spec example `Send Catalog Template Message` (index 0); fixtures/whatsapp/send/template-request.json (index \"0\")",
     },
     Erratum {
         id: "E5",
@@ -67,7 +67,7 @@ pub const ERRATA: &[Erratum] = &[
     Erratum {
         id: "E9",
         correction: "mark-as-read (`status: read`, `message_id`, optional `typing_indicator`) has no schema in `Message`; one is added",
-        proof: "spec example `Send typing indicator and read receipt`; examples/send-mark-read-request.json",
+        proof: "spec example `Send typing indicator and read receipt`; fixtures/whatsapp/send/mark-read-request.json",
     },
     Erratum {
         id: "E10",
@@ -121,6 +121,29 @@ pub fn default_spec_path() -> PathBuf {
         },
         PathBuf::from,
     )
+}
+
+/// The spec's path for a conformance check named `check`: `None` when it is not there (a clone
+/// with nothing beside it), after saying so on stderr past the test harness's capture, so the check
+/// returns early as plainly skipped. With `WHATSAPP_SPEC_REQUIRED` set (CI's run beside
+/// `../shared`), a missing spec fails the check instead.
+pub fn spec_for_conformance_check(check: &str) -> Option<PathBuf> {
+    let path = default_spec_path();
+    if path.exists() {
+        return Some(path);
+    }
+    assert!(
+        std::env::var_os("WHATSAPP_SPEC_REQUIRED").is_none(),
+        "{check}: WHATSAPP_SPEC_REQUIRED is set but {} does not exist",
+        path.display()
+    );
+    use std::io::Write as _;
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED {check}: Meta's spec is not at {} (nothing beside the repository)",
+        path.display()
+    );
+    None
 }
 
 /// The message schemas of the spec, ready to validate send requests.
@@ -511,17 +534,21 @@ mod tests {
     use super::*;
     use shared::whatsapp::messages::*;
 
-    fn spec() -> Spec {
-        Spec::load(&default_spec_path()).expect("spec")
+    /// The spec with errata, or `None` (said on stderr) when it is not beside the repository.
+    fn spec(check: &str) -> Option<Spec> {
+        spec_for_conformance_check(check).map(|path| Spec::load(&path).expect("spec"))
     }
 
-    fn examples_dir() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/reference/whatsapp/examples")
+    /// The repository's send-request fixtures.
+    fn fixtures_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/whatsapp/send")
     }
 
     #[test]
     fn all_fifty_send_examples_of_the_spec_pass_with_the_errata() {
-        let spec = spec();
+        let Some(spec) = spec("all_fifty_send_examples_of_the_spec_pass_with_the_errata") else {
+            return;
+        };
         let examples = spec.message_examples();
         assert_eq!(examples.len(), 50);
         let failures: Vec<String> = examples
@@ -537,7 +564,12 @@ mod tests {
 
     #[test]
     fn taken_literally_the_spec_accepts_only_31_of_its_50_examples() {
-        let literal = Spec::load_literal(&default_spec_path()).expect("spec");
+        let Some(path) = spec_for_conformance_check(
+            "taken_literally_the_spec_accepts_only_31_of_its_50_examples",
+        ) else {
+            return;
+        };
+        let literal = Spec::load_literal(&path).expect("spec");
         let passing = literal
             .message_examples()
             .iter()
@@ -548,17 +580,19 @@ mod tests {
     }
 
     #[test]
-    fn every_send_request_file_of_the_examples_passes() {
-        let spec = spec();
+    fn every_send_request_fixture_passes() {
+        let Some(spec) = spec("every_send_request_fixture_passes") else {
+            return;
+        };
         let mut checked = 0;
-        for entry in std::fs::read_dir(examples_dir()).expect("examples") {
+        for entry in std::fs::read_dir(fixtures_dir()).expect("fixtures") {
             let path = entry.expect("entry").path();
             let name = path
                 .file_name()
                 .and_then(|n| n.to_str())
                 .unwrap_or_default()
                 .to_owned();
-            if !(name.starts_with("send-") && name.ends_with("-request.json")) {
+            if !name.ends_with("-request.json") {
                 continue;
             }
             let body: Value =
@@ -571,7 +605,9 @@ mod tests {
 
     #[test]
     fn bodies_that_break_the_schema_are_refused_with_a_path() {
-        let spec = spec();
+        let Some(spec) = spec("bodies_that_break_the_schema_are_refused_with_a_path") else {
+            return;
+        };
         let cases = [
             (
                 json!({"messaging_product": "whatsapp", "to": "1", "type": "text", "text": {"body": "x"}, "colour": "red"}),
@@ -624,7 +660,9 @@ mod tests {
 
     #[test]
     fn every_body_the_client_builds_passes() {
-        let spec = spec();
+        let Some(spec) = spec("every_body_the_client_builds_passes") else {
+            return;
+        };
         let phone = Recipient::phone("+447700900123").expect("valid");
         let id = || MediaSource::Id("1655443322110099".into());
         let mut bodies = Vec::new();

@@ -193,16 +193,14 @@ impl Retryable for ApiError {
 mod tests {
     use super::*;
 
-    fn example(name: &str) -> Vec<u8> {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/reference/whatsapp/examples/"
-        );
+    /// A Graph error body of the repository's fixtures (`fixtures/whatsapp/graph/`).
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/whatsapp/graph/");
         std::fs::read(format!("{path}{name}")).unwrap_or_else(|e| panic!("{name}: {e}"))
     }
 
     #[test]
-    fn every_error_example_parses_and_lands_in_its_class() {
+    fn every_error_fixture_parses_and_lands_in_its_class() {
         let cases = [
             (
                 "error-100-invalid-parameter.json",
@@ -236,7 +234,7 @@ mod tests {
             ("error-190-token-expired.json", 190, ErrorClass::Auth),
         ];
         for (file, code, class) in cases {
-            let error = GraphError::from_body(&example(file)).expect(file);
+            let error = GraphError::from_body(&fixture(file)).expect(file);
             assert_eq!(error.code, code, "{file}");
             assert_eq!(error.class(), class, "{file}");
             assert!(error.fbtrace_id.is_some(), "{file}");
@@ -280,7 +278,7 @@ mod tests {
     #[test]
     fn a_graph_code_wins_over_the_http_status() {
         let error =
-            GraphError::from_body(&example("error-130429-throughput.json")).expect("parses");
+            GraphError::from_body(&fixture("error-130429-throughput.json")).expect("parses");
         let api = ApiError::Graph {
             status: 400,
             error: Box::new(error),

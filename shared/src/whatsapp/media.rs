@@ -314,14 +314,14 @@ mod tests {
     fn media_info_accepts_file_size_as_number_or_string() {
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/reference/whatsapp/examples/media-get-url-response.json"
+            "/../fixtures/whatsapp/graph/media-info.json"
         );
-        let raw = std::fs::read_to_string(path).expect("example");
+        let raw = std::fs::read_to_string(path).expect("fixture");
         let info: MediaInfo = serde_json::from_str(&raw).expect("parses");
-        assert_eq!(info.file_size, 48_213);
-        let as_text = raw.replace("48213", "\"48213\"");
+        assert_eq!(info.file_size, 73_519);
+        let as_text = raw.replace("73519", "\"73519\"");
         let info: MediaInfo = serde_json::from_str(&as_text).expect("parses");
-        assert_eq!(info.file_size, 48_213);
+        assert_eq!(info.file_size, 73_519);
     }
 
     #[test]

@@ -1121,17 +1121,19 @@ fn template_json(template: &Template) -> Value {
 mod tests {
     use super::*;
 
-    fn example(name: &str) -> Value {
+    /// A request body of the repository's fixtures (`fixtures/whatsapp/send/`).
+    fn fixture(name: &str) -> Value {
         let path = format!(
-            "{}/../../shared/reference/whatsapp/examples/{name}",
+            "{}/../fixtures/whatsapp/send/{name}",
             env!("CARGO_MANIFEST_DIR")
         );
         let raw = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
         serde_json::from_str(&raw).unwrap_or_else(|e| panic!("{path}: {e}"))
     }
 
+    /// The fixtures' user, written the way a person types it.
     fn to() -> Recipient {
-        Recipient::phone("+44 7700 900123").expect("valid")
+        Recipient::phone("+1 (312) 555-0147").expect("valid")
     }
 
     fn buttons(n: usize) -> ReplyButtons {
@@ -1149,92 +1151,87 @@ mod tests {
     }
 
     #[test]
-    fn text_body_matches_metas_example() {
+    fn text_body_matches_the_documented_shape() {
         let message = OutgoingMessage::new(
             to(),
             Content::Text {
-                body: "Your order #4411 has shipped. Track it here: https://example.com/t/4411"
-                    .into(),
+                body: "Your proofs are ready to review: https://example.com/p/7731".into(),
                 preview_url: true,
             },
         );
+        assert_eq!(message.body().expect("valid"), fixture("text-request.json"));
+    }
+
+    #[test]
+    fn reply_with_context_matches_the_documented_shape() {
+        let mut message = OutgoingMessage::text(to(), "Noted, we'll book the visit.");
+        message.reply_to = Some("wamid.RklYVFVSRS5JTi5SRVBMWS4wMDAx".into());
         assert_eq!(
             message.body().expect("valid"),
-            example("send-text-request.json")
+            fixture("text-reply-with-context-request.json")
         );
     }
 
     #[test]
-    fn reply_with_context_matches_metas_example() {
-        let mut message = OutgoingMessage::text(to(), "Thanks! We've noted your choice.");
-        message.reply_to =
-            Some("wamid.HBgMNDQ3NzAwOTAwMTIzFQIAEhgUM0VCMENPTlRFWFRSRVBMWTAwMDAx".into());
-        assert_eq!(
-            message.body().expect("valid"),
-            example("send-text-reply-with-context-request.json")
-        );
-    }
-
-    #[test]
-    fn media_bodies_match_metas_examples() {
+    fn media_bodies_match_the_documented_shapes() {
         let image = OutgoingMessage::new(
             to(),
             Content::Media(MediaMessage {
                 kind: MediaKind::Image,
-                source: MediaSource::Id("1655443322110099".into()),
-                caption: Some("Here is your receipt".into()),
+                source: MediaSource::Id("9300000000000001".into()),
+                caption: Some("Your approved artwork".into()),
                 filename: None,
             }),
         );
         assert_eq!(
             image.body().expect("valid"),
-            example("send-image-by-id-request.json")
+            fixture("image-by-id-request.json")
         );
         let document = OutgoingMessage::new(
             to(),
             Content::Media(MediaMessage {
                 kind: MediaKind::Document,
-                source: MediaSource::Link("https://files.example.com/invoices/4411.pdf".into()),
-                caption: Some("Invoice #4411".into()),
-                filename: Some("invoice-4411.pdf".into()),
+                source: MediaSource::Link("https://files.example.com/briefs/7731.pdf".into()),
+                caption: Some("Brief #7731".into()),
+                filename: Some("brief-7731.pdf".into()),
             }),
         );
         assert_eq!(
             document.body().expect("valid"),
-            example("send-document-by-link-request.json")
+            fixture("document-by-link-request.json")
         );
     }
 
     #[test]
-    fn template_bodies_match_metas_examples() {
+    fn template_bodies_match_the_documented_shapes() {
         let positional = Template {
-            name: "order_invoice_ready".into(),
-            language: "en_US".into(),
+            name: "proof_ready".into(),
+            language: "en_GB".into(),
             header: Some(TemplateHeader::Media {
                 kind: MediaKind::Document,
-                source: MediaSource::Id("1655443322110099".into()),
-                filename: Some("invoice-4411.pdf".into()),
+                source: MediaSource::Id("9300000000000002".into()),
+                filename: Some("proof-7731.pdf".into()),
             }),
             body: vec![
-                TemplateParam::text("Maria"),
-                TemplateParam::text("#4411"),
+                TemplateParam::text("Avery"),
+                TemplateParam::text("#7731"),
                 TemplateParam {
                     name: None,
                     value: ParamValue::Currency {
-                        fallback_value: "£42.50".into(),
-                        code: "GBP".into(),
-                        amount_1000: 42500,
+                        fallback_value: "$18.75".into(),
+                        code: "USD".into(),
+                        amount_1000: 18750,
                     },
                 },
             ],
             buttons: vec![
                 TemplateButton::Url {
                     index: 0,
-                    suffix: "4411".into(),
+                    suffix: "7731".into(),
                 },
                 TemplateButton::QuickReply {
                     index: 1,
-                    payload: "INVOICE_QUESTION_4411".into(),
+                    payload: "PROOF_QUESTION_7731".into(),
                 },
             ],
         };
@@ -1242,19 +1239,19 @@ mod tests {
             OutgoingMessage::new(to(), Content::Template(positional))
                 .body()
                 .expect("valid"),
-            example("send-template-request.json")
+            fixture("template-request.json")
         );
         let named = Template {
-            name: "appointment_reminder".into(),
-            language: "es".into(),
+            name: "visit_reminder".into(),
+            language: "fr".into(),
             header: Some(TemplateHeader::Media {
                 kind: MediaKind::Image,
-                source: MediaSource::Link("https://cdn.example.com/clinic-banner.png".into()),
+                source: MediaSource::Link("https://cdn.example.com/visit-banner.png".into()),
                 filename: None,
             }),
             body: vec![
-                TemplateParam::named("first_name", "Maria"),
-                TemplateParam::named("appt_time", "viernes 09:00"),
+                TemplateParam::named("first_name", "Avery"),
+                TemplateParam::named("visit_time", "jeudi 14:30"),
             ],
             buttons: vec![],
         };
@@ -1262,17 +1259,20 @@ mod tests {
             OutgoingMessage::new(to(), Content::Template(named))
                 .body()
                 .expect("valid"),
-            example("send-template-named-params-image-header-request.json")
+            fixture("template-named-params-image-header-request.json")
         );
     }
 
     #[test]
-    fn interactive_bodies_match_metas_examples() {
+    fn interactive_bodies_match_the_documented_shapes() {
         let mut message = buttons(3);
+        message.header = Some(InteractiveHeader::Text("Asset #7731".into()));
+        message.body = "A new version is ready. Approve it?".into();
+        message.footer = Some("Fixture Studio".into());
         for (button, (id, title)) in message.buttons.iter_mut().zip([
-            ("order-4411-track", "Track order"),
-            ("order-4411-cancel", "Cancel order"),
-            ("talk-to-agent", "Talk to agent"),
+            ("asset-7731-approve", "Approve"),
+            ("asset-7731-reject", "Reject"),
+            ("asset-7731-comment", "Comment"),
         ]) {
             button.id = id.into();
             button.title = title.into();
@@ -1281,7 +1281,7 @@ mod tests {
             OutgoingMessage::new(to(), Content::Buttons(message))
                 .body()
                 .expect("valid"),
-            example("send-interactive-reply-buttons-request.json")
+            fixture("interactive-reply-buttons-request.json")
         );
         let row = |id: &str, title: &str, description: Option<&str>| ListRow {
             id: id.into(),
@@ -1289,29 +1289,29 @@ mod tests {
             description: description.map(Into::into),
         };
         let list = ListMessage {
-            header: Some("Delivery slots".into()),
-            body: "Pick a delivery window for order #4411.".into(),
-            footer: Some("Times are local".into()),
-            button: "Choose slot".into(),
+            header: Some("Regions".into()),
+            body: "Which region should receive asset #7731?".into(),
+            footer: Some("One choice only".into()),
+            button: "Pick region".into(),
             sections: vec![
                 ListSection {
-                    title: Some("Friday".into()),
+                    title: Some("Domestic".into()),
                     rows: vec![
                         row(
-                            "slot_2026_01_02_0900",
-                            "Fri 09:00",
-                            Some("Morning delivery window"),
+                            "region_north",
+                            "North region",
+                            Some("Stores north of the river"),
                         ),
                         row(
-                            "slot_2026_01_02_1400",
-                            "Fri 14:00",
-                            Some("Afternoon delivery window"),
+                            "region_south",
+                            "South region",
+                            Some("Stores south of the river"),
                         ),
                     ],
                 },
                 ListSection {
-                    title: Some("Saturday".into()),
-                    rows: vec![row("slot_2026_01_03_1000", "Sat 10:00", None)],
+                    title: Some("Export".into()),
+                    rows: vec![row("region_eu", "Europe", None)],
                 },
             ],
         };
@@ -1319,20 +1319,20 @@ mod tests {
             OutgoingMessage::new(to(), Content::List(list))
                 .body()
                 .expect("valid"),
-            example("send-interactive-list-request.json")
+            fixture("interactive-list-request.json")
         );
     }
 
     #[test]
-    fn mark_read_bodies_match_metas_examples() {
-        let id = "wamid.HBgMNDQ3NzAwOTAwMTIzFQIAEhgUM0VCMEExQjJDM0Q0RTVGNjA3MTg=";
+    fn mark_read_bodies_match_the_documented_shapes() {
+        let id = "wamid.RklYVFVSRS5JTi5URVhULjAwMDE=";
         assert_eq!(
             mark_read_body(id, false).expect("valid"),
-            example("send-mark-read-request.json")
+            fixture("mark-read-request.json")
         );
         assert_eq!(
             mark_read_body(id, true).expect("valid"),
-            example("send-mark-read-typing-request.json")
+            fixture("mark-read-typing-request.json")
         );
     }
 
@@ -1356,7 +1356,7 @@ mod tests {
         );
         assert!(Recipient::phone("call me").is_err());
         assert!(Recipient::phone("+1234567890123456").is_err());
-        assert!(!format!("{:?}", to()).contains("7700"));
+        assert!(!format!("{:?}", to()).contains("5550147"));
     }
 
     #[test]

@@ -95,77 +95,113 @@ mod tests {
     use super::*;
     use base64::Engine as _;
 
-    /// Meta's worked example (`reference/whatsapp/examples/signature-example.json`).
-    const SECRET: &str = "test_app_secret_0123456789abcdef";
-    const BODY: &str = r#"{"object":"whatsapp_business_account","entry":[{"id":"204060801234567","changes":[{"value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15551230000","phone_number_id":"109876543210987"},"contacts":[{"profile":{"name":"Jos\u00e9 P\u00e9rez"},"wa_id":"447700900123"}],"messages":[{"from":"447700900123","id":"wamid.EXAMPLE","timestamp":"1767225600","text":{"body":"caf\u00e9 at 10? see https:\/\/example.com\/m"},"type":"text"}]},"field":"messages"}]}]}"#;
-    const HEADER: &str = "sha256=74abd31d893b61a02c5de99c0395b562a9f02c41bae36843eacc09085ec4daf8";
+    /// The repository's signed POST (`fixtures/whatsapp/signature.json`): the exact bytes, escaped
+    /// as Meta escapes them, and their `X-Hub-Signature-256`.
+    #[derive(serde::Deserialize)]
+    struct Signed {
+        app_secret: String,
+        raw_body: String,
+        x_hub_signature_256: String,
+        reserialized_body: String,
+        reserialized_signature_does_not_match: String,
+    }
+
+    fn signed() -> &'static Signed {
+        static SIGNED: std::sync::OnceLock<Signed> = std::sync::OnceLock::new();
+        SIGNED.get_or_init(|| {
+            serde_json::from_str(include_str!("../../../fixtures/whatsapp/signature.json"))
+                .expect("the signature fixture")
+        })
+    }
+
+    fn secret() -> &'static str {
+        &signed().app_secret
+    }
+
+    fn body() -> &'static [u8] {
+        signed().raw_body.as_bytes()
+    }
+
+    fn header() -> &'static str {
+        &signed().x_hub_signature_256
+    }
 
     fn keys(secrets: &[&str]) -> AppSecretKeys {
         AppSecretKeys::new(&secrets.iter().map(|s| Secret::new(*s)).collect::<Vec<_>>())
     }
 
     fn check(header: Option<&str>, body: &[u8]) -> Result<(), SignatureError> {
-        verify(&keys(&[SECRET]), header.map(str::as_bytes), false, body)
+        verify(&keys(&[secret()]), header.map(str::as_bytes), false, body)
     }
 
     #[test]
     fn a_valid_signature_is_accepted() {
         let body = br#"{"object":"whatsapp_business_account","entry":[]}"#;
-        let header = keys(&[SECRET]).sign(body).expect("one key");
+        let header = keys(&[secret()]).sign(body).expect("one key");
         assert_eq!(check(Some(&header), body), Ok(()));
     }
 
     #[test]
     fn metas_escaped_unicode_and_slashes_are_hashed_as_sent() {
-        assert_eq!(check(Some(HEADER), BODY.as_bytes()), Ok(()));
+        assert_eq!(check(Some(header()), body()), Ok(()));
     }
 
     #[test]
     fn a_re_serialized_body_does_not_verify() {
-        let value: serde_json::Value = serde_json::from_str(BODY).expect("json");
+        let value: serde_json::Value = serde_json::from_slice(body()).expect("json");
         let reserialized = serde_json::to_vec(&value).expect("json");
         assert_eq!(
-            check(Some(HEADER), &reserialized),
+            check(Some(header()), &reserialized),
             Err(SignatureError::Mismatch)
+        );
+        // Unescaped (`é`, `/`), the same notification has another digest, as the fixture records.
+        let unescaped = signed().reserialized_body.as_bytes();
+        assert_eq!(
+            check(Some(header()), unescaped),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            keys(&[secret()]).sign(unescaped).as_deref(),
+            Some(signed().reserialized_signature_does_not_match.as_str())
         );
     }
 
     #[test]
     fn a_base64_encoded_body_verifies_once_decoded() {
-        let encoded = base64::engine::general_purpose::STANDARD.encode(BODY);
+        let encoded = base64::engine::general_purpose::STANDARD.encode(body());
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(encoded)
             .expect("b64");
-        assert_eq!(check(Some(HEADER), &decoded), Ok(()));
+        assert_eq!(check(Some(header()), &decoded), Ok(()));
     }
 
     #[test]
     fn the_previous_secret_is_accepted_during_rotation() {
-        let rotating = keys(&["the-new-secret", SECRET]);
+        let rotating = keys(&["the-new-secret", secret()]);
         assert_eq!(
-            verify(&rotating, Some(HEADER.as_bytes()), false, BODY.as_bytes()),
+            verify(&rotating, Some(header().as_bytes()), false, body()),
             Ok(())
         );
     }
 
     #[test]
     fn a_missing_header_is_refused() {
-        assert_eq!(check(None, BODY.as_bytes()), Err(SignatureError::Missing));
+        assert_eq!(check(None, body()), Err(SignatureError::Missing));
     }
 
     #[test]
     fn a_bare_prefix_is_malformed() {
         assert!(matches!(
-            check(Some("sha256="), BODY.as_bytes()),
+            check(Some("sha256="), body()),
             Err(SignatureError::Malformed(_))
         ));
     }
 
     #[test]
     fn sixty_three_hex_digits_are_malformed() {
-        let short = &HEADER[..HEADER.len() - 1];
+        let short = &header()[..header().len() - 1];
         assert!(matches!(
-            check(Some(short), BODY.as_bytes()),
+            check(Some(short), body()),
             Err(SignatureError::Malformed(_))
         ));
     }
@@ -174,41 +210,41 @@ mod tests {
     fn non_hex_garbage_is_malformed() {
         let garbage = format!("sha256={}", "zz".repeat(32));
         assert!(matches!(
-            check(Some(&garbage), BODY.as_bytes()),
+            check(Some(&garbage), body()),
             Err(SignatureError::Malformed(_))
         ));
         assert!(matches!(
-            check(Some("garbage"), BODY.as_bytes()),
+            check(Some("garbage"), body()),
             Err(SignatureError::Malformed(_))
         ));
     }
 
     #[test]
     fn one_flipped_body_bit_is_a_mismatch() {
-        let mut body = BODY.as_bytes().to_vec();
+        let mut body = body().to_vec();
         body[40] ^= 0x01;
-        assert_eq!(check(Some(HEADER), &body), Err(SignatureError::Mismatch));
+        assert_eq!(check(Some(header()), &body), Err(SignatureError::Mismatch));
     }
 
     #[test]
     fn only_the_legacy_sha1_header_is_refused() {
-        let result = verify(&keys(&[SECRET]), None, true, BODY.as_bytes());
+        let result = verify(&keys(&[secret()]), None, true, body());
         assert_eq!(result, Err(SignatureError::LegacyOnly));
     }
 
     #[test]
     fn uppercase_hex_is_accepted() {
-        let upper = format!("sha256={}", HEADER["sha256=".len()..].to_uppercase());
-        assert_eq!(check(Some(&upper), BODY.as_bytes()), Ok(()));
+        let upper = format!("sha256={}", header()["sha256=".len()..].to_uppercase());
+        assert_eq!(check(Some(&upper), body()), Ok(()));
     }
 
     #[test]
     fn a_wrong_secret_is_a_mismatch() {
         let result = verify(
             &keys(&["another"]),
-            Some(HEADER.as_bytes()),
+            Some(header().as_bytes()),
             false,
-            BODY.as_bytes(),
+            body(),
         );
         assert_eq!(result, Err(SignatureError::Mismatch));
     }

@@ -701,8 +701,53 @@ impl WebhookError {
 mod tests {
     use super::*;
 
-    fn reference_dir() -> std::path::PathBuf {
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/reference/whatsapp")
+    use std::path::{Path, PathBuf};
+
+    /// The repository's own WhatsApp fixtures.
+    fn fixtures_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/whatsapp")
+    }
+
+    fn read_fixture(name: &str) -> String {
+        let path = fixtures_dir().join(name);
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+
+    fn webhook_fixture(name: &str) -> Notification {
+        let raw = read_fixture(&format!("webhooks/{name}"));
+        Notification::parse(raw.as_bytes()).unwrap_or_else(|e| panic!("{name}: {e}"))
+    }
+
+    /// Meta's published OpenAPI spec: `WHATSAPP_SPEC_PATH`, else beside the repository
+    /// (`../shared/reference/whatsapp/`). Not part of the repository, so it may be absent.
+    fn spec_path() -> PathBuf {
+        std::env::var_os("WHATSAPP_SPEC_PATH").map_or_else(
+            || {
+                Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("../../shared/reference/whatsapp/business-messaging-api_v23.0.yaml")
+            },
+            PathBuf::from,
+        )
+    }
+
+    /// Says plainly that a conformance check is skipped, past the harness's output capture, or
+    /// fails when `WHATSAPP_SPEC_REQUIRED` is set (CI's full run, which has the spec).
+    fn skip_without(path: &Path, test: &str) -> bool {
+        if path.exists() {
+            return false;
+        }
+        assert!(
+            std::env::var_os("WHATSAPP_SPEC_REQUIRED").is_none(),
+            "{test}: WHATSAPP_SPEC_REQUIRED is set but {} does not exist",
+            path.display()
+        );
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED {test}: Meta's spec is not at {} (nothing beside the repository)",
+            path.display()
+        );
+        true
     }
 
     /// Counts `messages`, `statuses` and `errors` items in the raw JSON, plus non-`messages` changes.
@@ -760,10 +805,10 @@ mod tests {
     }
 
     #[test]
-    fn every_example_file_parses_with_no_item_lost() {
+    fn every_webhook_fixture_parses_with_no_item_lost() {
         let mut parsed = 0;
-        let mut dir: Vec<_> = std::fs::read_dir(reference_dir().join("examples"))
-            .expect("examples dir")
+        let mut dir: Vec<_> = std::fs::read_dir(fixtures_dir().join("webhooks"))
+            .expect("fixtures dir")
             .map(|e| e.expect("entry").path())
             .collect();
         dir.sort();
@@ -781,32 +826,35 @@ mod tests {
             for (message, _) in notification.messages() {
                 assert!(
                     !matches!(message.content, MessageContent::Unknown { .. }),
-                    "{name}: every type in the examples is known"
+                    "{name}: every type in the fixtures is known"
                 );
             }
             parsed += 1;
         }
-        assert_eq!(parsed, 23, "17 inbound and 6 status examples");
+        assert_eq!(parsed, 23, "17 inbound and 6 status fixtures");
     }
 
     #[test]
-    fn the_signature_example_body_parses() {
-        let raw = std::fs::read_to_string(reference_dir().join("examples/signature-example.json"))
-            .expect("readable");
-        let example: Value = serde_json::from_str(&raw).expect("json");
-        let body = example["raw_body"].as_str().expect("raw_body");
-        let notification = assert_nothing_lost("signature-example", body);
+    fn the_signed_fixture_body_parses_with_its_escapes_decoded() {
+        let fixture: Value = serde_json::from_str(&read_fixture("signature.json")).expect("json");
+        let body = fixture["raw_body"].as_str().expect("raw_body");
+        let notification = assert_nothing_lost("signature", body);
         assert!(matches!(
             &only_message(&notification).content,
-            MessageContent::Text(t) if t.body.starts_with("café")
+            MessageContent::Text(t) if t.body.starts_with("crème") && t.body.contains("https://example.org/")
         ));
     }
 
     #[test]
     fn all_sixteen_webhook_examples_of_the_spec_parse_with_no_item_lost() {
-        let yaml =
-            std::fs::read_to_string(reference_dir().join("business-messaging-api_v23.0.yaml"))
-                .expect("spec");
+        let path = spec_path();
+        if skip_without(
+            &path,
+            "all_sixteen_webhook_examples_of_the_spec_parse_with_no_item_lost",
+        ) {
+            return;
+        }
+        let yaml = std::fs::read_to_string(&path).expect("spec");
         let spec: Value = serde_norway::from_str(&yaml).expect("yaml");
         let examples = spec["paths"]["/whatsapp/webhooks"]["post"]["requestBody"]["content"]
             ["application/json"]["examples"]
@@ -835,40 +883,34 @@ mod tests {
 
     #[test]
     fn media_messages_keep_id_checksum_and_url() {
-        let raw = std::fs::read_to_string(reference_dir().join("examples/inbound-document.json"))
-            .expect("readable");
-        let notification = Notification::parse(raw.as_bytes()).expect("parses");
+        let notification = webhook_fixture("inbound-document.json");
         let (message, contact) = notification.messages().next().expect("one");
         let (kind, media) = message.content.media().expect("media");
         assert_eq!(kind, super::super::messages::MediaKind::Document);
-        assert_eq!(media.id, "4411556677889900");
-        assert_eq!(media.filename.as_deref(), Some("return-form-4411.pdf"));
+        assert_eq!(media.id, "9100000000000004");
+        assert_eq!(media.filename.as_deref(), Some("site-survey-0312.pdf"));
         assert_eq!(
             media.sha256.as_deref(),
-            Some("unJJm/oSHoNrKsFXJu59awr2qxPDjpLK4NFQV7FZmH8=")
+            Some("9TCn651coLfZDpX6Vtc6iInx6+OQp1UV1ljcJvRP4DI=")
         );
         assert!(media.url.is_some());
         assert_eq!(
             contact
                 .and_then(|c| c.profile.as_ref())
                 .and_then(|p| p.name.as_deref()),
-            Some("Maria Lopez")
+            Some("Avery Quinn")
         );
     }
 
     #[test]
     fn replies_carry_the_ids_we_sent() {
-        let read = |file: &str| {
-            let raw = std::fs::read_to_string(reference_dir().join("examples").join(file))
-                .expect("readable");
-            Notification::parse(raw.as_bytes()).expect("parses")
-        };
+        let read = webhook_fixture;
         let buttons = read("inbound-interactive-button-reply.json");
         let message = only_message(&buttons);
         assert!(matches!(
             &message.content,
             MessageContent::Interactive(InteractiveReply::ButtonReply { button_reply })
-                if button_reply.id == "order-4411-cancel"
+                if button_reply.id == "asset-7731-approve"
         ));
         assert!(
             message
@@ -881,12 +923,12 @@ mod tests {
         assert!(matches!(
             &only_message(&list).content,
             MessageContent::Interactive(InteractiveReply::ListReply { list_reply })
-                if list_reply.id == "slot_2026_01_02_0900"
+                if list_reply.id == "region_north"
         ));
         let quick = read("inbound-button-template-quick-reply.json");
         assert!(matches!(
             &only_message(&quick).content,
-            MessageContent::Button(ButtonReply { payload: Some(p), .. }) if p == "CONFIRM_APPT_8812"
+            MessageContent::Button(ButtonReply { payload: Some(p), .. }) if p == "RESCHEDULE_VISIT_2207"
         ));
         let removed = read("inbound-reaction-removed.json");
         assert!(matches!(
@@ -904,11 +946,7 @@ mod tests {
 
     #[test]
     fn failed_statuses_carry_classified_errors_and_pricing_is_typed() {
-        let read = |file: &str| {
-            let raw = std::fs::read_to_string(reference_dir().join("examples").join(file))
-                .expect("readable");
-            Notification::parse(raw.as_bytes()).expect("parses")
-        };
+        let read = webhook_fixture;
         let failed = read("status-failed-131026.json");
         let status = failed.statuses().next().expect("one");
         assert_eq!(status.kind(), StatusKind::Failed);
@@ -922,7 +960,7 @@ mod tests {
         );
         assert_eq!(
             status.biz_opaque_callback_data.as_deref(),
-            Some("campaign=jan-sale;row=118")
+            Some("campaign=autumn-launch;row=57")
         );
         assert!(
             StatusKind::Sent < StatusKind::Delivered && StatusKind::Delivered < StatusKind::Read
