@@ -4,6 +4,7 @@
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use shared::adapters::sqs_json::{SqsDamEventQueue, SqsJsonQueue};
 use shared::config::{ConfigError, Env};
+use shared::domain::dam::RejectedEvent;
 use shared::error::{Retryable, chain};
 use shared::flows::dam_webhook::{DamAcceptError, DamWebhookEdge};
 use shared::lambda::http::{self, body_len, header, method, raw_body};
@@ -117,7 +118,11 @@ impl shared::lambda::function::Function for Lambda {
     }
 }
 
-/// Translates one API Gateway request into the edge flow and its outcome into a response.
+/// Translates one API Gateway request into the edge flow and its outcome into a response:
+/// 200 with `{"enqueued","ignored","rejected":[{"index","reason"}]}` when every valid event is
+/// enqueued (some may be rejected), 400 with the same body when events were sent and none was
+/// valid, 400 for a body that is not the documented JSON, 401 for a wrong secret, 503 / 500 when
+/// the queue failed (the DAM retries; already enqueued events are deduplicated downstream).
 pub async fn handle<Q: DamEventQueue>(
     deps: &Deps<Q>,
     request: ApiGatewayV2httpRequest,
@@ -138,11 +143,24 @@ pub async fn handle<Q: DamEventQueue>(
     };
     let presented = header(&request, &deps.secret_header);
     Ok(match deps.edge.accept(presented, &body).await {
-        Ok(_) => http::text(200, "OK"),
+        Ok(accepted) => answer(
+            200,
+            accepted.enqueued,
+            accepted.ignored.len(),
+            &accepted.rejected,
+        ),
+        Err(DamAcceptError::NothingValid(rejected)) => {
+            tracing::warn!(
+                status = 400,
+                rejected = rejected.len(),
+                "DAM webhook refused: no event was valid"
+            );
+            answer(400, 0, 0, &rejected)
+        }
         Err(error) => {
             let (status, answer) = match &error {
+                DamAcceptError::NothingValid(_) | DamAcceptError::Body(_) => (400, "Bad Request"),
                 DamAcceptError::Unauthenticated => (401, "Unauthorized"),
-                DamAcceptError::Body(_) => (400, "Bad Request"),
                 // The DAM retries up to five times: ask for it only when it can help.
                 DamAcceptError::Queue(queue) if queue.is_retryable() => {
                     (503, "Service Unavailable")
@@ -152,6 +170,27 @@ pub async fn handle<Q: DamEventQueue>(
             http::failure(status, answer, &error)
         }
     })
+}
+
+/// The JSON answer telling the DAM what became of each event.
+fn answer(
+    status: u16,
+    enqueued: usize,
+    ignored: usize,
+    rejected: &[RejectedEvent],
+) -> ApiGatewayV2httpResponse {
+    let rejected: Vec<serde_json::Value> = rejected
+        .iter()
+        .map(|r| serde_json::json!({ "index": r.index, "reason": r.problem.as_str() }))
+        .collect();
+    let body =
+        serde_json::json!({ "enqueued": enqueued, "ignored": ignored, "rejected": rejected });
+    let mut response = http::text(status, body.to_string());
+    response.headers.insert(
+        ::http::header::CONTENT_TYPE,
+        ::http::HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 #[cfg(test)]
@@ -177,10 +216,23 @@ mod tests {
     }
 
     async fn call(deps: &Deps<InMemoryDamEventQueue>, request: ApiGatewayV2httpRequest) -> i64 {
-        handle(deps, request)
+        answered(deps, request).await.0
+    }
+
+    async fn answered(
+        deps: &Deps<InMemoryDamEventQueue>,
+        request: ApiGatewayV2httpRequest,
+    ) -> (i64, serde_json::Value) {
+        let response = handle(deps, request)
             .await
-            .unwrap_or_else(|never| match never {})
-            .status_code
+            .unwrap_or_else(|never| match never {});
+        let body = match response.body {
+            Some(aws_lambda_events::encodings::Body::Text(text)) => {
+                serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+            }
+            _ => serde_json::Value::Null,
+        };
+        (response.status_code, body)
     }
 
     #[tokio::test]
@@ -224,9 +276,9 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_invalid_record_id_is_a_bad_request() {
+    async fn a_body_whose_only_event_has_an_invalid_record_id_is_a_bad_request_naming_it() {
         let deps = deps();
-        let status = call(
+        let (status, body) = answered(
             &deps,
             event(include_str!(
                 "../../../events/dam-webhook/bad-record-id.json"
@@ -234,6 +286,51 @@ mod tests {
         )
         .await;
         assert_eq!(status, 400);
+        assert_eq!(body["rejected"][0]["index"], 0);
+        assert_eq!(
+            body["rejected"][0]["reason"],
+            "recordId is not a valid record id"
+        );
+        assert!(deps.edge.queue.event_ids().is_empty());
+    }
+
+    #[tokio::test]
+    async fn four_good_events_are_enqueued_and_the_numeric_occurred_at_one_reported_by_index() {
+        let deps = deps();
+        let (status, body) = answered(
+            &deps,
+            event(include_str!(
+                "../../../events/dam-webhook/one-bad-event.json"
+            )),
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            deps.edge.queue.event_ids(),
+            [
+                "evt-91c0a001",
+                "evt-91c0a002",
+                "evt-91c0a003",
+                "evt-91c0a005"
+            ]
+        );
+        assert_eq!(body["enqueued"], 4);
+        assert_eq!(
+            body["rejected"],
+            serde_json::json!([{"index": 3, "reason": "occurredAt is neither a date string nor epoch seconds or milliseconds"}])
+        );
+    }
+
+    #[tokio::test]
+    async fn a_body_that_is_not_the_documented_json_is_a_bad_request() {
+        let deps = deps();
+        let mut request = event(include_str!(
+            "../../../events/dam-webhook/asset-events.json"
+        ));
+        for body in ["not json", "[]", r#"{"events":"e1"}"#] {
+            request.body = Some(body.into());
+            assert_eq!(call(&deps, request.clone()).await, 400, "{body}");
+        }
         assert!(deps.edge.queue.event_ids().is_empty());
     }
 

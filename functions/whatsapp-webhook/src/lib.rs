@@ -92,6 +92,9 @@ impl shared::lambda::function::Function for Lambda {
 
 /// Translates one API Gateway request into the edge flow and its outcome into a response.
 /// Never fails: every outcome is an HTTP answer, so Meta sees 5xx only when it must retry.
+/// A POST is answered 200 once every valid item is enqueued; elements refused on their own (odd
+/// shapes, nested too deep) are logged by path and do not change the answer, since Meta's retry
+/// of the same bytes could never make them valid.
 pub async fn handle<Q: InboundQueue>(
     deps: &Deps<Q>,
     request: ApiGatewayV2httpRequest,
@@ -239,6 +242,23 @@ mod tests {
         .await;
         assert_eq!(status, 200);
         assert_eq!(deps.queue.keys().len(), 5);
+    }
+
+    #[tokio::test]
+    async fn an_entry_that_is_not_an_object_costs_the_valid_message_nothing() {
+        let deps = deps();
+        let (status, _) = call(
+            &deps,
+            event(include_str!(
+                "../../../events/whatsapp-webhook/odd-entry.json"
+            )),
+        )
+        .await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            deps.queue.keys(),
+            ["wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQUFERjg0NDEzNDdFODU3MUMxMAA="]
+        );
     }
 
     #[tokio::test]

@@ -90,85 +90,175 @@ pub struct SplitDamWebhook {
     pub events: Vec<DamEvent>,
     /// Topics ignored on purpose (not about assets).
     pub ignored: Vec<String>,
+    /// Events refused on their own, by index; the others are unaffected.
+    pub rejected: Vec<RejectedEvent>,
+}
+
+/// One event of a webhook body that can never be used, by its index in `events`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RejectedEvent {
+    /// Position in `events` (0 for a single-event body).
+    pub index: usize,
+    /// Why.
+    pub problem: EventProblem,
+}
+
+/// Why an event was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventProblem {
+    /// The element is not a JSON object (`null`, a number, a list...).
+    NotAnObject,
+    /// `topic` is missing or not a string.
+    Topic,
+    /// `eventId` is missing, not a string, empty or over [`MAX_EVENT_ID_LEN`] characters.
+    EventId,
+    /// `recordId` is missing or not a string.
+    RecordIdMissing,
+    /// `recordId` is not a valid record id.
+    RecordIdInvalid,
+    /// `occurredAt` is neither a date string nor epoch seconds / milliseconds.
+    OccurredAt,
+}
+
+impl EventProblem {
+    /// A short fixed description, for the answer to the DAM and the log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotAnObject => "the event is not a JSON object",
+            Self::Topic => "topic is missing or not a string",
+            Self::EventId => "eventId is missing, not a string, empty or over 200 characters",
+            Self::RecordIdMissing => "recordId is missing or not a string",
+            Self::RecordIdInvalid => "recordId is not a valid record id",
+            Self::OccurredAt => {
+                "occurredAt is neither a date string nor epoch seconds or milliseconds"
+            }
+        }
+    }
 }
 
 /// A webhook body that is not what the connector expects.
 #[derive(Debug, thiserror::Error)]
 pub enum DamWebhookError {
-    /// Not JSON of the documented shape.
-    #[error("the DAM webhook body is not the expected JSON")]
+    /// Not JSON (or nested deeper than serde_json's recursion limit).
+    #[error("the DAM webhook body is not JSON")]
     Json(#[source] serde_json::Error),
-    /// An event lacks its id or names an invalid record id.
-    #[error("DAM webhook event {index} is unusable: {problem}")]
-    Event { index: usize, problem: &'static str },
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum WireBody {
-    Batch { events: Vec<WireEvent> },
-    One(WireEvent),
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct WireEvent {
-    #[serde(default)]
-    event_id: Option<String>,
-    #[serde(default)]
-    topic: Option<String>,
-    #[serde(default)]
-    record_id: Option<String>,
-    #[serde(default)]
-    occurred_at: Option<String>,
+    /// JSON, but not an object, or `events` is not a list.
+    #[error("the DAM webhook body is not of the documented shape: {0}")]
+    Shape(&'static str),
 }
 
 /// Longest event id accepted; ids are keys in DynamoDB and SQS attributes.
 pub const MAX_EVENT_ID_LEN: usize = 200;
 
+/// Longest `occurredAt` string kept; a date in any common format is far shorter.
+const MAX_OCCURRED_AT_LEN: usize = 64;
+
+/// Epoch numbers below this are seconds (up to the year 5138), at or above it milliseconds
+/// (from 1973 on): a DAM automation plausibly sends either.
+const EPOCH_MS_FROM: f64 = 1e11;
+
 /// Splits a DAM webhook body: `{"events":[{eventId, topic, recordId, occurredAt}]}` or one such
 /// object. The payload shape is this connector's contract with the DAM-side automation
-/// (Orange Logic does not publish one; see docs/orange-logic.md).
+/// (Orange Logic does not publish one; see docs/orange-logic.md). Each event is judged on its
+/// own: a bad one is reported by index and costs the others nothing.
 pub fn split_webhook(body: &[u8]) -> Result<SplitDamWebhook, DamWebhookError> {
-    let wire: WireBody = serde_json::from_slice(body).map_err(DamWebhookError::Json)?;
-    let wire_events = match wire {
-        WireBody::Batch { events } => events,
-        WireBody::One(event) => vec![event],
+    use serde_json::Value;
+
+    let value: Value = serde_json::from_slice(body).map_err(DamWebhookError::Json)?;
+    let Value::Object(mut top) = value else {
+        return Err(DamWebhookError::Shape("the body is not a JSON object"));
+    };
+    let wire_events = match top.remove("events") {
+        Some(Value::Array(events)) => events,
+        Some(_) => return Err(DamWebhookError::Shape("`events` is not a list")),
+        None => vec![Value::Object(top)],
     };
     let mut split = SplitDamWebhook {
         events: Vec::with_capacity(wire_events.len()),
         ignored: Vec::new(),
+        rejected: Vec::new(),
     };
-    for (index, event) in wire_events.into_iter().enumerate() {
-        let bad = |problem| DamWebhookError::Event { index, problem };
-        let topic = event.topic.unwrap_or_default();
-        let kind = match topic.to_ascii_lowercase().as_str() {
-            "asset.created" | "asset.create" => DamEventKind::Created,
-            "asset.edited" | "asset.edit" | "asset.updated" => DamEventKind::Edited,
-            "asset.deleted" | "asset.delete" => DamEventKind::Deleted,
-            _ => {
-                split.ignored.push(topic);
-                continue;
-            }
-        };
-        let event_id = event
-            .event_id
-            .filter(|id| !id.is_empty() && id.len() <= MAX_EVENT_ID_LEN)
-            .ok_or_else(|| bad("no event id, or one over 200 characters"))?;
-        let asset = event
-            .record_id
-            .as_deref()
-            .map(AssetId::parse)
-            .ok_or_else(|| bad("no record id"))?
-            .map_err(|_| bad("invalid record id"))?;
-        split.events.push(DamEvent {
-            event_id,
-            kind,
-            asset,
-            occurred_at: event.occurred_at,
-        });
+    for (index, event) in wire_events.iter().enumerate() {
+        match read_event(event) {
+            Ok(Read::Event(event)) => split.events.push(event),
+            Ok(Read::Ignored(topic)) => split.ignored.push(topic),
+            Err(problem) => split.rejected.push(RejectedEvent { index, problem }),
+        }
     }
     Ok(split)
+}
+
+enum Read {
+    Event(DamEvent),
+    Ignored(String),
+}
+
+fn read_event(event: &serde_json::Value) -> Result<Read, EventProblem> {
+    use serde_json::Value;
+
+    let Value::Object(event) = event else {
+        return Err(EventProblem::NotAnObject);
+    };
+    let topic = event
+        .get("topic")
+        .and_then(Value::as_str)
+        .ok_or(EventProblem::Topic)?;
+    let kind = match topic.to_ascii_lowercase().as_str() {
+        "asset.created" | "asset.create" => DamEventKind::Created,
+        "asset.edited" | "asset.edit" | "asset.updated" => DamEventKind::Edited,
+        "asset.deleted" | "asset.delete" => DamEventKind::Deleted,
+        _ => return Ok(Read::Ignored(topic.to_owned())),
+    };
+    let event_id = event
+        .get("eventId")
+        .and_then(Value::as_str)
+        .filter(|id| !id.is_empty() && id.len() <= MAX_EVENT_ID_LEN)
+        .ok_or(EventProblem::EventId)?;
+    let asset = event
+        .get("recordId")
+        .and_then(Value::as_str)
+        .ok_or(EventProblem::RecordIdMissing)?;
+    let asset = AssetId::parse(asset).map_err(|_| EventProblem::RecordIdInvalid)?;
+    let occurred_at = match event.get("occurredAt") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(at)) if !at.is_empty() && at.len() <= MAX_OCCURRED_AT_LEN => {
+            Some(at.clone())
+        }
+        Some(Value::Number(epoch)) => {
+            Some(epoch_to_rfc3339(epoch).ok_or(EventProblem::OccurredAt)?)
+        }
+        Some(_) => return Err(EventProblem::OccurredAt),
+    };
+    Ok(Read::Event(DamEvent {
+        event_id: event_id.to_owned(),
+        kind,
+        asset,
+        occurred_at,
+    }))
+}
+
+/// Epoch seconds or milliseconds (see [`EPOCH_MS_FROM`]) as an RFC 3339 UTC date; `None` for a
+/// negative number or one past the year 9999.
+fn epoch_to_rfc3339(epoch: &serde_json::Number) -> Option<String> {
+    let millis: i128 = match epoch.as_u64() {
+        Some(n) if (n as f64) < EPOCH_MS_FROM => i128::from(n) * 1000,
+        Some(n) => i128::from(n),
+        None => {
+            let n = epoch.as_f64().filter(|n| n.is_finite() && *n >= 0.0)?;
+            let millis = if n < EPOCH_MS_FROM { n * 1000.0 } else { n };
+            // Finite and under 2^63 here, so the conversion is exact enough for a date.
+            #[allow(clippy::cast_possible_truncation)]
+            let millis = millis.round() as i128;
+            millis
+        }
+    };
+    let at =
+        time::OffsetDateTime::from_unix_timestamp_nanos(millis.checked_mul(1_000_000)?).ok()?;
+    if at.year() > 9999 {
+        return None;
+    }
+    at.format(&time::format_description::well_known::Rfc3339)
+        .ok()
 }
 
 /// An asset's metadata as read from the DAM: field name → value (multi-values joined with `|`).
@@ -691,6 +781,7 @@ mod tests {
         assert_eq!(split.events[0].kind, DamEventKind::Edited);
         assert_eq!(split.events[1].asset.as_str(), "2QDTWAOP1_5");
         assert_eq!(split.ignored, ["user.login"]);
+        assert!(split.rejected.is_empty());
     }
 
     #[test]
@@ -700,11 +791,122 @@ mod tests {
     }
 
     #[test]
-    fn an_event_with_a_bad_record_id_refuses_the_body() {
+    fn a_single_event_with_a_bad_record_id_is_rejected_as_event_zero() {
         let body = br#"{"eventId":"e1","topic":"asset.created","recordId":"../etc"}"#;
+        let split = split_webhook(body).expect("JSON of the documented shape");
+        assert!(split.events.is_empty());
+        assert_eq!(
+            split.rejected,
+            [RejectedEvent {
+                index: 0,
+                problem: EventProblem::RecordIdInvalid
+            }]
+        );
+    }
+
+    fn good(n: usize) -> String {
+        format!(
+            r#"{{"eventId":"e{n}","topic":"asset.edited","recordId":"REC{n}","occurredAt":"2026-11-26T10:00:00Z"}}"#
+        )
+    }
+
+    fn rejected(body: &str) -> Vec<(usize, EventProblem)> {
+        split_webhook(body.as_bytes())
+            .expect("JSON of the documented shape")
+            .rejected
+            .iter()
+            .map(|r| (r.index, r.problem))
+            .collect()
+    }
+
+    #[test]
+    fn four_good_events_and_one_with_a_bad_occurred_at_yield_four_events_and_index_four() {
+        let body = format!(
+            r#"{{"events":[{},{},{},{},{{"eventId":"e5","topic":"asset.edited","recordId":"REC5","occurredAt":true}}]}}"#,
+            good(1),
+            good(2),
+            good(3),
+            good(4)
+        );
+        let split = split_webhook(body.as_bytes()).expect("valid");
+        let ids: Vec<&str> = split.events.iter().map(|e| e.event_id.as_str()).collect();
+        assert_eq!(ids, ["e1", "e2", "e3", "e4"]);
+        assert_eq!(rejected(&body), [(4, EventProblem::OccurredAt)]);
+    }
+
+    #[test]
+    fn wrong_typed_fields_are_rejected_by_index_not_read_as_an_empty_single_event() {
+        let body = format!(
+            r#"{{"events":[null,{},{{"eventId":42,"topic":"asset.edited","recordId":"R"}},
+              {{"eventId":"e3","topic":7,"recordId":"R"}},{{"eventId":"e4","topic":"asset.edited","recordId":7}},
+              {{"eventId":"e5","topic":"asset.edited","recordId":"R","occurredAt":-5}},
+              {{"eventId":"e6","topic":"asset.edited","recordId":"R","occurredAt":{{"at":1}}}},
+              {{"eventId":"","topic":"asset.edited","recordId":"R"}},"text",[]]}}"#,
+            good(1)
+        );
+        assert_eq!(
+            rejected(&body),
+            [
+                (0, EventProblem::NotAnObject),
+                (2, EventProblem::EventId),
+                (3, EventProblem::Topic),
+                (4, EventProblem::RecordIdMissing),
+                (5, EventProblem::OccurredAt),
+                (6, EventProblem::OccurredAt),
+                (7, EventProblem::EventId),
+                (8, EventProblem::NotAnObject),
+                (9, EventProblem::NotAnObject),
+            ]
+        );
+        let split = split_webhook(body.as_bytes()).expect("valid");
+        assert_eq!(split.events.len(), 1);
+        assert_eq!(split.events[0].event_id, "e1");
+    }
+
+    #[test]
+    fn an_epoch_occurred_at_in_seconds_or_milliseconds_becomes_a_utc_date() {
+        let at = |value: &str| {
+            let body = format!(
+                r#"{{"eventId":"e","topic":"asset.edited","recordId":"R","occurredAt":{value}}}"#
+            );
+            split_webhook(body.as_bytes()).expect("valid").events[0]
+                .occurred_at
+                .clone()
+        };
+        assert_eq!(at("1764151200").as_deref(), Some("2025-11-26T10:00:00Z"));
+        assert_eq!(
+            at("1764151200123").as_deref(),
+            Some("2025-11-26T10:00:00.123Z")
+        );
+        assert_eq!(
+            at("1764151200.5").as_deref(),
+            Some("2025-11-26T10:00:00.5Z")
+        );
+        assert_eq!(at("null"), None);
+        assert_eq!(
+            rejected(r#"{"eventId":"e","topic":"asset.edited","recordId":"R","occurredAt":1e300}"#),
+            [(0, EventProblem::OccurredAt)]
+        );
+    }
+
+    #[test]
+    fn a_body_that_is_not_an_object_or_whose_events_is_not_a_list_is_refused_whole() {
+        for body in [&b"[]"[..], b"null", b"5", br#"{"events":{"eventId":"e"}}"#] {
+            assert!(
+                matches!(split_webhook(body), Err(DamWebhookError::Shape(_))),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
         assert!(matches!(
-            split_webhook(body),
-            Err(DamWebhookError::Event { index: 0, .. })
+            split_webhook(b"not json"),
+            Err(DamWebhookError::Json(_))
+        ));
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        let deep = format!(r#"{{"events":[{deep}]}}"#);
+        assert!(matches!(
+            split_webhook(deep.as_bytes()),
+            Err(DamWebhookError::Json(_))
         ));
     }
 }

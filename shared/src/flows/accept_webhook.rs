@@ -50,6 +50,8 @@ pub struct Accepted {
     pub enqueued: usize,
     /// Parts ignored on purpose (other objects or fields).
     pub ignored: Vec<String>,
+    /// Elements refused on their own (odd shapes, nested too deep); logged, never queued.
+    pub refused: Vec<envelope::Refusal>,
 }
 
 /// Why a POST was not accepted.
@@ -72,7 +74,9 @@ impl<Q: InboundQueue> WebhookEdge<Q> {
         handshake::answer(raw_query, &self.verify_token)
     }
 
-    /// Verifies, splits and enqueues a notification; succeeds only when every item is enqueued.
+    /// Verifies, splits and enqueues a notification; succeeds only when every valid item is
+    /// enqueued. Refused elements cost no other item: retrying them could never help, so they are
+    /// logged by path (never by content) and the notification is still accepted.
     #[tracing::instrument(name = "accept_whatsapp_notification", skip_all, fields(bytes = post.body.len()))]
     pub async fn accept(&self, post: SignedPost<'_>) -> Result<Accepted, AcceptError> {
         signature::verify(
@@ -85,14 +89,25 @@ impl<Q: InboundQueue> WebhookEdge<Q> {
         for ignored in &split.ignored {
             tracing::info!(ignored = %ignored, "ignored part of a webhook notification on purpose");
         }
-        self.queue.enqueue(&split.items).await?;
+        for refused in &split.refused {
+            tracing::warn!(
+                path = %refused.path,
+                reason = refused.reason.as_str(),
+                "refused one element of a webhook notification; the others go on"
+            );
+        }
+        if !split.items.is_empty() {
+            self.queue.enqueue(&split.items).await?;
+        }
         tracing::info!(
             enqueued = split.items.len(),
+            refused = split.refused.len(),
             "webhook notification accepted"
         );
         Ok(Accepted {
             enqueued: split.items.len(),
             ignored: split.ignored,
+            refused: split.refused,
         })
     }
 }
@@ -144,6 +159,33 @@ mod tests {
             AcceptError::Signature(SignatureError::Missing)
         ));
         assert!(edge.queue.keys().is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_entry_that_is_not_an_object_is_refused_and_the_valid_items_enqueued() {
+        let edge = edge();
+        let body = br#"{"object":"whatsapp_business_account","entry":[5,{"id":"W","changes":["x",
+          {"field":"messages","value":{"metadata":{"phone_number_id":"P"},
+            "messages":[{"from":"1","id":"wamid.2","type":"text"},7]}}]}]}"#;
+        let header = edge.app_secrets.sign(body).expect("key");
+        let accepted = edge
+            .accept(SignedPost {
+                body,
+                ..post(Some(header.as_bytes()))
+            })
+            .await
+            .expect("accepted");
+        assert_eq!(edge.queue.keys(), ["wamid.2"]);
+        assert_eq!(accepted.enqueued, 1);
+        let refused: Vec<&str> = accepted.refused.iter().map(|r| r.path.as_str()).collect();
+        assert_eq!(
+            refused,
+            [
+                "entry[0]",
+                "entry[1].changes[0]",
+                "entry[1].changes[1].value.messages[1]"
+            ]
+        );
     }
 
     #[tokio::test]

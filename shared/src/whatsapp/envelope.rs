@@ -1,5 +1,11 @@
 //! Splits a webhook notification into queue items without losing any: every entry, every change,
 //! every message, status and error. Parsing borrows from the body and keeps each item's raw JSON.
+//!
+//! An element of an unexpected shape (`entry: [5, {..}]`, `changes: ["x", {..}]`, a message that
+//! is not an object) is refused on its own and reported by its path, so it costs no other item.
+//! Items nested deeper than [`MAX_ITEM_DEPTH`] are refused too: no consumer could parse them.
+//! Every path through the parser keeps serde_json's recursion limit, and skipped values are
+//! walked without recursion, so no nesting depth can exhaust the stack.
 
 use crate::domain::inbound::{ENVELOPE_VERSION, InboundItem, InboundKind};
 use crate::pseudonym::Pseudonymizer;
@@ -10,6 +16,13 @@ use std::borrow::Cow;
 /// The only `object` the Cloud API sends.
 pub const WHATSAPP_OBJECT: &str = "whatsapp_business_account";
 
+/// Deepest nesting accepted in one queued item (a message, status, error or contact), counting
+/// each `[` or `{` level of the item itself. Meta's deepest documented items (interactive replies,
+/// order items, referrals) nest about 5 levels; 64 leaves more than ten times that for new
+/// shapes, and stays well under serde_json's default recursion limit of 128, so a consumer can
+/// still parse the item inside its queue envelope.
+pub const MAX_ITEM_DEPTH: usize = 64;
+
 /// A notification, split.
 #[derive(Debug, Default)]
 pub struct Split {
@@ -17,6 +30,40 @@ pub struct Split {
     pub items: Vec<InboundItem>,
     /// Parts deliberately ignored (other objects or webhook fields), for the log line.
     pub ignored: Vec<String>,
+    /// Elements refused on their own, in notification order; the other items are unaffected.
+    pub refused: Vec<Refusal>,
+}
+
+/// One element of a notification that could not be queued, named by where it was, never by
+/// what it held.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// Where in the notification, e.g. `entry[1].changes[0].value.messages[2]`.
+    pub path: String,
+    /// Why.
+    pub reason: RefusalReason,
+}
+
+/// Why an element was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusalReason {
+    /// A list was expected (`entry`, `changes`).
+    NotAList,
+    /// An object was expected (an entry, a change, a messages change's value, an item).
+    NotAnObject,
+    /// Nested deeper than [`MAX_ITEM_DEPTH`].
+    TooDeep,
+}
+
+impl RefusalReason {
+    /// A short fixed description, for logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotAList => "not a list",
+            Self::NotAnObject => "not an object",
+            Self::TooDeep => "nested deeper than the item depth limit",
+        }
+    }
 }
 
 /// The body is not a JSON notification at all.
@@ -26,10 +73,10 @@ pub struct EnvelopeError(#[source] serde_json::Error);
 
 #[derive(Deserialize)]
 struct Notification<'a> {
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "lenient")]
     object: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
-    entry: Option<Vec<Entry<'a>>>,
+    entry: Option<Elements<Entry<'a>>>,
 }
 
 #[derive(Deserialize)]
@@ -37,7 +84,125 @@ struct Entry<'a> {
     #[serde(borrow, default, deserialize_with = "lenient")]
     id: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
-    changes: Option<Vec<Change<'a>>>,
+    changes: Option<Elements<Change<'a>>>,
+}
+
+/// A list whose elements are read one by one: an element that is not an object is kept as
+/// `None` (to be refused by its index) instead of failing the whole list; a value that is not a
+/// list at all is `NotAList`.
+enum Elements<T> {
+    List(Vec<Option<T>>),
+    NotAList,
+}
+
+/// An object read as `T`, anything else as `None`.
+struct ObjectOr<T>(Option<T>);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for ObjectOr<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::value::MapAccessDeserializer;
+        use serde::de::{MapAccess, SeqAccess, Visitor};
+        use std::marker::PhantomData;
+
+        struct V<T>(PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = ObjectOr<T>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                T::deserialize(MapAccessDeserializer::new(map)).map(|t| ObjectOr(Some(t)))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+                skip_seq(seq).map(|()| ObjectOr(None))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(ObjectOr(None))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(ObjectOr(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(ObjectOr(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(ObjectOr(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(ObjectOr(None))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(ObjectOr(None))
+            }
+        }
+
+        deserializer.deserialize_any(V(PhantomData))
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Elements<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::{MapAccess, SeqAccess, Visitor};
+        use std::marker::PhantomData;
+
+        struct V<T>(PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = Elements<T>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut elements = Vec::new();
+                while let Some(ObjectOr(element)) = seq.next_element::<ObjectOr<T>>()? {
+                    elements.push(element);
+                }
+                Ok(Elements::List(elements))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                skip_map(map).map(|()| Elements::NotAList)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(Elements::NotAList)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(Elements::NotAList)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(Elements::NotAList)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(Elements::NotAList)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(Elements::NotAList)
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                // `"entry": null` says there is nothing, which is not an odd shape.
+                Ok(Elements::List(Vec::new()))
+            }
+        }
+
+        deserializer.deserialize_any(V(PhantomData))
+    }
+}
+
+/// Skips the rest of a list without recursing (serde_json walks ignored values iteratively).
+fn skip_seq<'de, A: serde::de::SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
+    while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+    Ok(())
+}
+
+/// Skips the rest of an object without recursing.
+fn skip_map<'de, A: serde::de::MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
+    while map
+        .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+        .is_some()
+    {}
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -55,7 +220,7 @@ fn object_or_nothing<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Option<MessagesValue<'de>>, D::Error> {
     use serde::de::value::MapAccessDeserializer;
-    use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
+    use serde::de::{MapAccess, SeqAccess, Visitor};
 
     struct ObjectOrNothing;
 
@@ -68,9 +233,8 @@ fn object_or_nothing<'de, D: serde::Deserializer<'de>>(
         fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
             MessagesValue::deserialize(MapAccessDeserializer::new(map)).map(Some)
         }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            while seq.next_element::<IgnoredAny>()?.is_some() {}
-            Ok(None)
+        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+            skip_seq(seq).map(|()| None)
         }
         fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
             Ok(None)
@@ -117,12 +281,80 @@ struct Metadata<'a> {
     phone_number_id: Option<Cow<'a, str>>,
 }
 
-/// The items of a list; a part that is not a list becomes one item, so it is still queued.
-fn items(part: Option<&RawValue>) -> Vec<&RawValue> {
-    match part {
-        None => Vec::new(),
-        Some(raw) => serde_json::from_str(raw.get()).unwrap_or_else(|_| vec![raw]),
+/// The elements of a part with their paths: a list's elements, or one object standing alone
+/// (still queued). An element that is not an object, or nests too deep, is refused by its path.
+fn items<'a>(
+    part: Option<&'a RawValue>,
+    path: &str,
+    refused: &mut Vec<Refusal>,
+) -> Vec<(String, &'a RawValue)> {
+    let Some(raw) = part else {
+        return Vec::new();
+    };
+    let text = raw.get();
+    let elements: Vec<(String, &RawValue)> = match text.as_bytes().first() {
+        Some(b'[') => match serde_json::from_str::<Vec<&RawValue>>(text) {
+            Ok(list) => list
+                .into_iter()
+                .enumerate()
+                .map(|(i, element)| (format!("{path}[{i}]"), element))
+                .collect(),
+            Err(_) => vec![(path.to_owned(), raw)],
+        },
+        Some(b'n') => Vec::new(),
+        _ => vec![(path.to_owned(), raw)],
+    };
+    elements
+        .into_iter()
+        .filter(|(path, element)| {
+            let reason = if !element.get().starts_with('{') {
+                Some(RefusalReason::NotAnObject)
+            } else if nesting_exceeds(element.get(), MAX_ITEM_DEPTH) {
+                Some(RefusalReason::TooDeep)
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                refused.push(Refusal {
+                    path: path.clone(),
+                    reason,
+                });
+            }
+            reason.is_none()
+        })
+        .collect()
+}
+
+/// Whether valid JSON `text` nests deeper than `limit` levels of `[` / `{`; one pass over the
+/// bytes, no recursion, stopping as soon as the limit is passed.
+pub fn nesting_exceeds(text: &str, limit: usize) -> bool {
+    let mut depth = 0_usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for &byte in text.as_bytes() {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if byte == b'\\' {
+                escaped = true;
+            } else if byte == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > limit {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
     }
+    false
 }
 
 /// The ids of a message, status or contact; absent ones (or ones of an unexpected type) stay
@@ -155,7 +387,7 @@ struct Ids<'a> {
 fn lenient<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Option<Cow<'de, str>>, D::Error> {
-    use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
+    use serde::de::{MapAccess, SeqAccess, Visitor};
 
     struct StringOrNothing;
 
@@ -189,13 +421,11 @@ fn lenient<'de, D: serde::Deserializer<'de>>(
         fn visit_unit<E>(self) -> Result<Self::Value, E> {
             Ok(None)
         }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            while seq.next_element::<IgnoredAny>()?.is_some() {}
-            Ok(None)
+        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+            skip_seq(seq).map(|()| None)
         }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-            Ok(None)
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            skip_map(map).map(|()| None)
         }
     }
 
@@ -234,15 +464,38 @@ pub fn split(
         split.ignored.push(format!("object {object:?}"));
         return Ok(split);
     }
-    for entry in notification.entry.unwrap_or_default() {
-        for change in entry.changes.unwrap_or_default() {
+    let entries = match notification.entry {
+        None => Vec::new(),
+        Some(Elements::List(entries)) => entries,
+        Some(Elements::NotAList) => {
+            split.refuse("entry".to_owned(), RefusalReason::NotAList);
+            Vec::new()
+        }
+    };
+    for (e, entry) in entries.into_iter().enumerate() {
+        let Some(entry) = entry else {
+            split.refuse(format!("entry[{e}]"), RefusalReason::NotAnObject);
+            continue;
+        };
+        let changes = match entry.changes {
+            None => Vec::new(),
+            Some(Elements::List(changes)) => changes,
+            Some(Elements::NotAList) => {
+                split.refuse(format!("entry[{e}].changes"), RefusalReason::NotAList);
+                Vec::new()
+            }
+        };
+        for (c, change) in changes.into_iter().enumerate() {
+            let at = format!("entry[{e}].changes[{c}]");
+            let Some(change) = change else {
+                split.refuse(at, RefusalReason::NotAnObject);
+                continue;
+            };
             let field = change.field.as_deref().unwrap_or("");
             let value = match (field, change.value) {
                 ("messages", Some(value)) => value,
                 ("messages", None) => {
-                    split
-                        .ignored
-                        .push("a messages change whose value is not an object".to_owned());
+                    split.refuse(format!("{at}.value"), RefusalReason::NotAnObject);
                     continue;
                 }
                 _ => {
@@ -259,11 +512,19 @@ pub fn split(
                 waba_id: entry.id.as_deref(),
                 phone_number_id: metadata.as_ref().and_then(|m| m.phone_number_id.as_deref()),
             };
-            let contacts: Vec<(Ids<'_>, &RawValue)> = items(value.contacts)
-                .into_iter()
-                .map(|raw| (Ids::of(raw), raw))
-                .collect();
-            for raw in items(value.messages) {
+            let contacts: Vec<(Ids<'_>, &RawValue)> = items(
+                value.contacts,
+                &format!("{at}.value.contacts"),
+                &mut split.refused,
+            )
+            .into_iter()
+            .map(|(_, raw)| (Ids::of(raw), raw))
+            .collect();
+            for (_, raw) in items(
+                value.messages,
+                &format!("{at}.value.messages"),
+                &mut split.refused,
+            ) {
                 let ids = Ids::of(raw);
                 let contact = contacts
                     .iter()
@@ -274,7 +535,11 @@ pub fn split(
                     .items
                     .push(ctx.item(InboundKind::Message, key, &ids, raw, contact));
             }
-            for raw in items(value.statuses) {
+            for (_, raw) in items(
+                value.statuses,
+                &format!("{at}.value.statuses"),
+                &mut split.refused,
+            ) {
                 let ids = Ids::of(raw);
                 let key = ids
                     .id
@@ -284,7 +549,11 @@ pub fn split(
                     .items
                     .push(ctx.item(InboundKind::Status, key, &ids, raw, None));
             }
-            for raw in items(value.errors) {
+            for (_, raw) in items(
+                value.errors,
+                &format!("{at}.value.errors"),
+                &mut split.refused,
+            ) {
                 split
                     .items
                     .push(ctx.item(InboundKind::Error, None, &Ids::default(), raw, None));
@@ -292,6 +561,12 @@ pub fn split(
         }
     }
     Ok(split)
+}
+
+impl Split {
+    fn refuse(&mut self, path: String, reason: RefusalReason) {
+        self.refused.push(Refusal { path, reason });
+    }
 }
 
 fn same_user(message: &Ids<'_>, contact: &Ids<'_>) -> bool {
@@ -442,18 +717,170 @@ mod tests {
         for body in [
             "{}",
             "[]",
+            "null",
             r#"{"object":"whatsapp_business_account"}"#,
+            r#"{"object":"whatsapp_business_account","entry":null}"#,
+            r#"{"object":"whatsapp_business_account","entry":{"id":"W"}}"#,
             r#"{"object":"whatsapp_business_account","entry":[{"changes":[{"field":"messages","value":7}]}]}"#,
             r#"{"object":"whatsapp_business_account","entry":[{"changes":[{"field":"messages","value":{"messages":[5]}}]}]}"#,
         ] {
-            let result = split(body.as_bytes(), &pseudonyms(), 0);
-            if let Ok(split) = result
-                && body.contains("[5]")
-            {
-                assert_eq!(split.items.len(), 1, "the odd message is still queued");
+            if let Ok(split) = split(body.as_bytes(), &pseudonyms(), 0) {
+                assert!(split.items.is_empty(), "{body}");
             }
         }
         assert!(split(b"not json", &pseudonyms(), 0).is_err());
+    }
+
+    /// A notification with one valid message of id `wamid.V` in the entry, change or list given.
+    fn with_valid(entry: &str) -> String {
+        format!(r#"{{"object":"whatsapp_business_account","entry":{entry}}}"#)
+    }
+
+    const VALID_ENTRY: &str = r#"{"id":"W","changes":[{"field":"messages","value":{
+      "metadata":{"phone_number_id":"P"},
+      "messages":[{"from":"447700900001","id":"wamid.V","type":"text","text":{"body":"hi"}}]}}]}"#;
+
+    fn keys(split: &Split) -> Vec<&str> {
+        split.items.iter().map(|i| i.key.as_str()).collect()
+    }
+
+    fn paths(split: &Split) -> Vec<(&str, RefusalReason)> {
+        split
+            .refused
+            .iter()
+            .map(|r| (r.path.as_str(), r.reason))
+            .collect()
+    }
+
+    #[test]
+    fn an_entry_that_is_not_an_object_costs_the_valid_entries_nothing() {
+        let split = split_str(&with_valid(&format!("[5, {VALID_ENTRY}, null]")));
+        assert_eq!(keys(&split), ["wamid.V"]);
+        assert_eq!(
+            paths(&split),
+            [
+                ("entry[0]", RefusalReason::NotAnObject),
+                ("entry[2]", RefusalReason::NotAnObject)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_change_that_is_not_an_object_costs_the_valid_changes_nothing() {
+        let entry = r#"[{"id":"W","changes":["x",{"field":"messages","value":{
+          "metadata":{"phone_number_id":"P"},
+          "messages":[{"from":"1","id":"wamid.V","type":"text"}]}}]},
+          {"id":"W2","changes":"odd"}]"#;
+        let split = split_str(&with_valid(entry));
+        assert_eq!(keys(&split), ["wamid.V"]);
+        assert_eq!(
+            paths(&split),
+            [
+                ("entry[0].changes[0]", RefusalReason::NotAnObject),
+                ("entry[1].changes", RefusalReason::NotAList)
+            ]
+        );
+    }
+
+    #[test]
+    fn odd_messages_and_statuses_are_refused_one_by_one() {
+        let entry = r#"[{"id":"W","changes":[{"field":"messages","value":{
+          "metadata":{"phone_number_id":"P"},
+          "messages":[5,{"from":"1","id":"wamid.M","type":"text"},"text",[1]],
+          "statuses":[null,{"id":"wamid.S","status":"read","recipient_id":"1"}],
+          "errors":[true]}}]}]"#;
+        let split = split_str(&with_valid(entry));
+        assert_eq!(keys(&split), ["wamid.M", "wamid.S:read"]);
+        let at = "entry[0].changes[0].value";
+        assert_eq!(
+            paths(&split),
+            [
+                (
+                    format!("{at}.messages[0]").as_str(),
+                    RefusalReason::NotAnObject
+                ),
+                (&format!("{at}.messages[2]"), RefusalReason::NotAnObject),
+                (&format!("{at}.messages[3]"), RefusalReason::NotAnObject),
+                (&format!("{at}.statuses[0]"), RefusalReason::NotAnObject),
+                (&format!("{at}.errors[0]"), RefusalReason::NotAnObject),
+            ]
+        );
+    }
+
+    fn nested(levels: usize) -> String {
+        format!("{}1{}", "[".repeat(levels), "]".repeat(levels))
+    }
+
+    #[test]
+    fn an_item_nested_a_hundred_thousand_levels_is_refused_and_the_others_queued() {
+        let deep = nested(100_000);
+        let entry = format!(
+            r#"[{{"id":"W","changes":[{{"field":"messages","value":{{
+              "metadata":{{"phone_number_id":"P"}},
+              "contacts":[{{"wa_id":"1","profile":{{"name":{deep}}}}}],
+              "messages":[{{"from":"1","id":"wamid.DEEP","type":"text","text":{{"body":{deep}}}}},
+                          {{"from":"1","id":"wamid.M","type":"text"}}]}}}}]}},
+              {deep}, {{"id":{deep},"unknown":{deep},"changes":[{deep}]}}, {VALID_ENTRY}]"#
+        );
+        let split = split_str(&with_valid(&entry));
+        assert_eq!(keys(&split), ["wamid.M", "wamid.V"]);
+        assert!(
+            split.items.iter().all(|i| i.contact.is_none()),
+            "the deep contact is not attached"
+        );
+        let at = "entry[0].changes[0].value";
+        assert_eq!(
+            paths(&split),
+            [
+                (format!("{at}.contacts[0]").as_str(), RefusalReason::TooDeep),
+                (&format!("{at}.messages[0]"), RefusalReason::TooDeep),
+                ("entry[1]", RefusalReason::NotAnObject),
+                ("entry[2].changes[0]", RefusalReason::NotAnObject),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_whole_body_nested_a_hundred_thousand_levels_is_refused_without_overflowing() {
+        let deep = nested(100_000);
+        let split = split_str(&with_valid(&deep));
+        assert!(split.items.is_empty());
+        assert_eq!(paths(&split), [("entry[0]", RefusalReason::NotAnObject)]);
+        // Nested objects, not lists, as the top level: serde_json's recursion limit refuses it.
+        let objects = format!("{}{}", r#"{"a":"#.repeat(100_000), "}".repeat(100_000));
+        assert!(super::split(objects.as_bytes(), &pseudonyms(), 0).is_err());
+    }
+
+    #[test]
+    fn items_up_to_the_depth_limit_are_queued_and_one_level_more_is_refused() {
+        let item = |levels: usize| {
+            // The item object itself is the first level.
+            format!(
+                r#"{{"from":"1","id":"wamid.{levels}","type":"text","x":{}}}"#,
+                nested(levels - 1)
+            )
+        };
+        let entry = format!(
+            r#"[{{"id":"W","changes":[{{"field":"messages","value":{{"metadata":{{"phone_number_id":"P"}},
+              "messages":[{},{}]}}}}]}}]"#,
+            item(MAX_ITEM_DEPTH),
+            item(MAX_ITEM_DEPTH + 1)
+        );
+        let split = split_str(&with_valid(&entry));
+        assert_eq!(keys(&split), [format!("wamid.{MAX_ITEM_DEPTH}")]);
+        assert_eq!(split.refused.len(), 1);
+        assert_eq!(split.refused[0].reason, RefusalReason::TooDeep);
+        let queued: serde_json::Value =
+            serde_json::from_str(split.items[0].item.get()).expect("a consumer can parse it");
+        assert_eq!(queued["id"], format!("wamid.{MAX_ITEM_DEPTH}"));
+    }
+
+    #[test]
+    fn nesting_is_counted_outside_strings_only() {
+        assert!(!nesting_exceeds(r#"{"a":"[[[[[[","b":"\"[[["}"#, 1));
+        assert!(nesting_exceeds(r#"{"a":"\\","b":[1]}"#, 1));
+        assert!(!nesting_exceeds(r#"[[1],[2],{"c":[3]}]"#, 3));
+        assert!(nesting_exceeds(r#"[[1],[2],{"c":[[3]]}]"#, 3));
     }
 
     #[test]
