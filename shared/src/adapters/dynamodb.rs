@@ -12,14 +12,11 @@ const WATERMARK_KEY: &str = "poll#watermark";
 const IN_PROGRESS: &str = "INPROGRESS";
 const COMPLETED: &str = "COMPLETED";
 
-/// Error codes that mean "try again later".
-const TRANSIENT_CODES: [&str; 5] = [
-    "ProvisionedThroughputExceededException",
-    "RequestLimitExceeded",
-    "ThrottlingException",
-    "InternalServerError",
-    "TransactionConflictException",
-];
+/// Error codes of requests that can never succeed as sent (a malformed expression, an item over
+/// the size limit). Every other failure — throttling, `ServiceUnavailable`, 5xx, a code this version
+/// does not know, a missing table or permission while a deployment settles — is worth retrying:
+/// retrying costs a receive, dropping loses accepted work.
+const PERMANENT_CODES: [&str; 2] = ["ValidationException", "SerializationException"];
 
 enum Failure {
     ConditionFailed,
@@ -34,12 +31,10 @@ where
     match &error {
         SdkError::ServiceError(service) => match service.err().code() {
             Some("ConditionalCheckFailedException") => Failure::ConditionFailed,
-            Some(code) if TRANSIENT_CODES.contains(&code) => {
-                Failure::Store(StoreError::Unavailable(Box::new(error)))
-            }
-            _ => Failure::Store(StoreError::Rejected {
+            Some(code) if PERMANENT_CODES.contains(&code) => Failure::Store(StoreError::Rejected {
                 reason: crate::error::chain(&error),
             }),
+            _ => Failure::Store(StoreError::Unavailable(Box::new(error))),
         },
         _ => Failure::Store(StoreError::Unavailable(Box::new(error))),
     }
@@ -309,5 +304,72 @@ impl IdempotencyStore for DynamoIdempotencyStore {
                 Failure::Store(e) => Err(e),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Faults moto cannot produce, injected at the wire with `aws-smithy-mocks`.
+
+    use super::*;
+    use crate::error::Retryable;
+    use aws_sdk_dynamodb::Client;
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+    use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+    use aws_smithy_runtime_api::http::StatusCode;
+    use aws_smithy_types::body::SdkBody;
+
+    fn answer(status: u16, error_type: &str) -> HttpResponse {
+        HttpResponse::new(
+            StatusCode::try_from(status).expect("status"),
+            SdkBody::from(format!(
+                r#"{{"__type":"com.amazonaws.dynamodb.v20120810#{error_type}","message":"injected"}}"#
+            )),
+        )
+    }
+
+    fn store_answering(status: u16, error_type: &'static str) -> DynamoIdempotencyStore {
+        let rule = mock!(Client::put_item).then_http_response(move || answer(status, error_type));
+        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, &[&rule], |config| {
+            config.retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled())
+        });
+        DynamoIdempotencyStore::new(client, "claims")
+    }
+
+    async fn claim_error(store: &DynamoIdempotencyStore) -> StoreError {
+        store
+            .claim("k", &OwnerToken("o".into()), 0, 10)
+            .await
+            .expect_err("the store failed")
+    }
+
+    #[tokio::test]
+    async fn throttling_is_retried_not_dropped() {
+        for error_type in [
+            "ThrottlingException",
+            "ProvisionedThroughputExceededException",
+            "RequestLimitExceeded",
+        ] {
+            let error = claim_error(&store_answering(400, error_type)).await;
+            assert!(error.is_retryable(), "{error_type}: {error:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn service_unavailable_and_5xx_are_retried_not_dropped() {
+        for (status, error_type) in [
+            (503, "ServiceUnavailable"),
+            (500, "InternalServerError"),
+            (400, "SomeCodeThisVersionDoesNotKnow"),
+        ] {
+            let error = claim_error(&store_answering(status, error_type)).await;
+            assert!(error.is_retryable(), "{status} {error_type}: {error:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_that_can_never_succeed_is_permanent() {
+        let error = claim_error(&store_answering(400, "ValidationException")).await;
+        assert!(!error.is_retryable(), "{error:?}");
     }
 }
