@@ -182,3 +182,32 @@ impl Retryable for StoreError {
         matches!(self, Self::Unavailable(_))
     }
 }
+
+use crate::whatsapp::client::{SendError, SendReceipt};
+use crate::whatsapp::messages::OutgoingMessage;
+
+/// Meta's id of one of the connector's business phone numbers (`phone_number_id`, digits).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BusinessNumberId(String);
+
+impl BusinessNumberId {
+    /// Accepts Meta's all-digit ids.
+    pub fn parse(id: &str) -> Option<Self> {
+        (!id.is_empty() && id.bytes().all(|b| b.is_ascii_digit())).then(|| Self(id.to_owned()))
+    }
+
+    /// The id as Graph expects it in paths.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Sends WhatsApp messages from one of the business numbers (the one sender's Graph side).
+pub trait MessageSender: Send + Sync {
+    /// Validates and sends `message` from `from`; accepted is not delivered (statuses follow).
+    fn send(
+        &self,
+        from: &BusinessNumberId,
+        message: &OutgoingMessage,
+    ) -> impl Future<Output = Result<SendReceipt, SendError>> + Send;
+}

@@ -382,3 +382,73 @@ impl RecordQueues for InMemoryRecordQueues {
         Ok(())
     }
 }
+
+use crate::ports::{BusinessNumberId, MessageSender};
+use crate::whatsapp::client::{SendError, SendReceipt};
+use crate::whatsapp::messages::OutgoingMessage;
+
+/// A sender that validates like Graph and keeps what it accepted, with the number it went from.
+#[derive(Debug, Default)]
+pub struct InMemoryMessageSender {
+    sent: Mutex<Vec<(BusinessNumberId, OutgoingMessage)>>,
+}
+
+impl InMemoryMessageSender {
+    /// Every accepted message, in order, with its sending number.
+    pub fn sent(&self) -> Vec<(BusinessNumberId, OutgoingMessage)> {
+        self.sent.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+impl MessageSender for InMemoryMessageSender {
+    async fn send(
+        &self,
+        from: &BusinessNumberId,
+        message: &OutgoingMessage,
+    ) -> Result<SendReceipt, SendError> {
+        message.validate().map_err(SendError::Invalid)?;
+        let mut sent = self
+            .sent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        sent.push((from.clone(), message.clone()));
+        Ok(SendReceipt {
+            message_id: format!("wamid.in-memory-{}", sent.len()),
+            wa_id: None,
+            user_id: None,
+            message_status: Some("accepted".into()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::whatsapp::messages::Recipient;
+
+    #[tokio::test]
+    async fn the_fake_sender_keeps_the_number_each_message_went_from() {
+        let sender = InMemoryMessageSender::default();
+        let field = BusinessNumberId::parse("106540352242922").expect("digits");
+        let ugc = BusinessNumberId::parse("106540352242923").expect("digits");
+        let to = Recipient::phone("+13125550147").expect("number");
+        sender
+            .send(
+                &field,
+                &OutgoingMessage::text(to.clone(), "Received 3 photos"),
+            )
+            .await
+            .expect("sent");
+        sender
+            .send(&ugc, &OutgoingMessage::text(to, "Thanks!"))
+            .await
+            .expect("sent");
+        let from: Vec<String> = sender
+            .sent()
+            .iter()
+            .map(|(n, _)| n.as_str().to_owned())
+            .collect();
+        assert_eq!(from, ["106540352242922", "106540352242923"]);
+        assert!(BusinessNumberId::parse("+1555").is_none());
+    }
+}

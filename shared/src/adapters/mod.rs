@@ -5,3 +5,4 @@ pub mod orange_logic;
 pub mod sqs;
 pub mod sqs_json;
 pub mod sqs_records;
+pub mod whatsapp;

@@ -1,11 +1,11 @@
-//! The WhatsApp Cloud API: the webhook edge (pure functions), the typed webhook payloads, and the
-//! client that sends messages and downloads media.
+//! The WhatsApp Cloud API: the webhook edge (pure functions), the typed webhook payloads and
+//! messages. The Graph client and media streaming, the only code that calls Graph, live in
+//! `adapters::whatsapp` behind the `MessageSender` port; they are re-exported here.
 
-pub mod client;
+pub use crate::adapters::whatsapp::{client, media};
 pub mod envelope;
 pub mod errors;
 pub mod handshake;
-pub mod media;
 pub mod messages;
 pub mod signature;
 pub mod webhook_types;

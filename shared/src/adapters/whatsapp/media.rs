@@ -4,9 +4,9 @@
 //! enforced; an expired URL is fetched again once.
 
 use super::client::{WhatsAppClient, error_for_status};
-use super::errors::{ApiError, ErrorClass};
-use super::messages::MediaKind;
 use crate::error::Retryable;
+use crate::whatsapp::errors::{ApiError, ErrorClass};
+use crate::whatsapp::messages::MediaKind;
 use aws_lc_rs::digest;
 use base64::Engine as _;
 use serde::Deserialize;
@@ -178,7 +178,7 @@ impl MediaError {
         match self {
             Self::Api(error) => error.class(),
             other if other.is_retryable() => ErrorClass::Retryable {
-                backoff: super::errors::Backoff::Exponential,
+                backoff: crate::whatsapp::errors::Backoff::Exponential,
             },
             _ => ErrorClass::Permanent,
         }

@@ -1,10 +1,10 @@
 //! The Cloud API client: sends messages, marks them read, uploads media. The same client talks to
 //! `graph.facebook.com` or to the local simulator; only [`GraphApiConfig::base_url`] differs.
 
-use super::errors::{ApiError, GraphError};
-use super::messages::{OutgoingMessage, ValidationError, mark_read_body};
 use crate::error::Retryable;
 use crate::secrets::Secret;
+use crate::whatsapp::errors::{ApiError, GraphError};
+use crate::whatsapp::messages::{OutgoingMessage, ValidationError, mark_read_body};
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -165,11 +165,21 @@ impl WhatsAppClient {
         &self.config
     }
 
-    /// Validates and sends a message.
+    /// Validates and sends a message from the configured business number.
     pub async fn send(&self, message: &OutgoingMessage) -> Result<SendReceipt, SendError> {
+        self.send_from(&self.config.phone_number_id, message).await
+    }
+
+    /// Validates and sends a message from the business number `phone_number_id` (the connector has
+    /// several, by purpose; the token of the system user covers them all).
+    pub async fn send_from(
+        &self,
+        phone_number_id: &str,
+        message: &OutgoingMessage,
+    ) -> Result<SendReceipt, SendError> {
         let body = message.body().map_err(SendError::Invalid)?;
         let response: SendResponse = self
-            .post_json(&self.messages_path(), &body)
+            .post_json(&format!("{phone_number_id}/messages"), &body)
             .await
             .map_err(SendError::Api)?;
         let first = response.messages.into_iter().next().ok_or_else(|| {
