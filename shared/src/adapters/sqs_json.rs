@@ -1,13 +1,11 @@
 //! SQS adapters for the DAM side: `dam-events` (standard queue) and the flow queues (FIFO, one
 //! message group per asset, deduplicated on the domain event id).
 
+use crate::adapters::sqs::{SendLimits, pack, send_batches};
 use crate::domain::dam::{DamEvent, DomainEvent, Flow};
 use crate::ports::{DamEventQueue, FlowPublisher, QueueError};
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use std::collections::BTreeMap;
-
-/// Entries per `SendMessageBatch` call (the SQS maximum).
-const BATCH_ENTRIES: usize = 10;
 
 /// One message to send.
 #[derive(Debug, Clone)]
@@ -22,54 +20,44 @@ struct Outgoing {
 pub struct SqsJsonQueue {
     client: aws_sdk_sqs::Client,
     url: String,
+    limits: SendLimits,
 }
 
 impl SqsJsonQueue {
-    /// Wraps a client and a queue URL.
+    /// Wraps a client and a queue URL, with the default [`SendLimits`].
     pub fn new(client: aws_sdk_sqs::Client, url: impl Into<String>) -> Self {
         Self {
             client,
             url: url.into(),
+            limits: SendLimits::default(),
         }
     }
 
+    /// The same queue with other limits.
+    #[must_use]
+    pub fn with_limits(mut self, limits: SendLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Sends every message, batched and a bounded number of calls at once (see
+    /// [`crate::adapters::sqs::SendLimits`]).
     async fn send(&self, messages: Vec<Outgoing>) -> Result<(), QueueError> {
-        for chunk in messages.chunks(BATCH_ENTRIES) {
-            let mut entries = Vec::with_capacity(chunk.len());
-            for (i, message) in chunk.iter().enumerate() {
-                let mut entry = SendMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .message_body(&message.body);
-                if let Some((group, dedup)) = &message.fifo {
-                    entry = entry
-                        .message_group_id(group)
-                        .message_deduplication_id(dedup);
-                }
-                entries.push(entry.build().map_err(|e| QueueError::Rejected {
-                    reason: e.to_string(),
-                })?);
+        let mut entries = Vec::with_capacity(messages.len());
+        for message in messages {
+            let mut entry = SendMessageBatchRequestEntry::builder()
+                .id("0")
+                .message_body(message.body);
+            if let Some((group, dedup)) = message.fifo {
+                entry = entry
+                    .message_group_id(group)
+                    .message_deduplication_id(dedup);
             }
-            let output = self
-                .client
-                .send_message_batch()
-                .queue_url(&self.url)
-                .set_entries(Some(entries))
-                .send()
-                .await
-                .map_err(|e| QueueError::Unavailable(Box::new(e)))?;
-            if let Some(failed) = output.failed.first() {
-                return Err(if failed.sender_fault {
-                    QueueError::Rejected {
-                        reason: format!("SQS refused an entry: {}", failed.code),
-                    }
-                } else {
-                    QueueError::Unavailable(
-                        format!("SQS left an entry unprocessed: {}", failed.code).into(),
-                    )
-                });
-            }
+            entries.push(entry.build().map_err(|e| QueueError::Rejected {
+                reason: e.to_string(),
+            })?);
         }
-        Ok(())
+        send_batches(&self.client, &self.url, pack(entries), self.limits).await
     }
 }
 
