@@ -104,6 +104,214 @@ pub struct DamSettings {
     /// The edit-date field the poll of recently edited assets searches on.
     #[serde(default = "default_edit_date_field")]
     pub edit_date_field: String,
+    /// The field holding an asset's current file version (unconfirmed on real instances; see
+    /// docs/orange-logic.md). Read with every asset so flows can tell which version was reviewed.
+    #[serde(default = "default_version_field")]
+    pub version_field: String,
+    /// How this instance writes and expects dates.
+    #[serde(default)]
+    pub dates: DamDates,
+    /// Which DataTable resource and record key reads and updates use, per subtype.
+    #[serde(default)]
+    pub datatable: DataTableSettings,
+    /// How folder paths of the routing rules are resolved to folder record ids.
+    #[serde(default)]
+    pub folders: FolderSettings,
+    /// Search paging and the poll's sort.
+    #[serde(default)]
+    pub search: SearchSettings,
+    /// The poll of deleted objects.
+    #[serde(default)]
+    pub deletions: DeletionSettings,
+}
+
+fn default_version_field() -> String {
+    "CoreField.Version".into()
+}
+
+/// Dates as the instance writes them and as its search syntax expects them.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct DamDates {
+    /// IANA name of the instance's time zone (dates without an offset are local to it).
+    #[serde(default = "default_time_zone")]
+    pub time_zone: String,
+    /// strftime patterns dates may come in, besides ISO 8601 (always accepted), e.g. the US display
+    /// format `%m/%d/%Y %I:%M:%S %p` (`11/22/2019 10:23:19 AM`).
+    #[serde(default = "default_date_formats")]
+    pub formats: Vec<String>,
+    /// strftime pattern of dates written into search criteria (documented: `YYYY-MM-DDTHH.MM.SS`).
+    #[serde(default = "default_search_date_format")]
+    pub search_format: String,
+}
+
+impl Default for DamDates {
+    fn default() -> Self {
+        Self {
+            time_zone: default_time_zone(),
+            formats: default_date_formats(),
+            search_format: default_search_date_format(),
+        }
+    }
+}
+
+fn default_time_zone() -> String {
+    "UTC".into()
+}
+
+fn default_date_formats() -> Vec<String> {
+    vec!["%m/%d/%Y %I:%M:%S %p".into(), "%Y-%m-%d".into()]
+}
+
+fn default_search_date_format() -> String {
+    "%Y-%m-%dT%H.%M.%S".into()
+}
+
+/// A DataTable resource and the field that identifies a record in it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct DataTableRoute {
+    /// E.g. `Documents.All`, `Documents.Image.Default`.
+    pub resource: String,
+    /// E.g. `RecordID`, `CoreField.Identifier`.
+    pub key: String,
+}
+
+/// Read and update routes; a subtype may override either.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct DataTableSettings {
+    /// Reads (default `Documents.All` by `RecordID`, as working clients read any type).
+    #[serde(default = "default_read_route")]
+    pub read: DataTableRoute,
+    /// Updates (default `Documents.Image.Default` by `CoreField.Identifier`, the documented shape).
+    #[serde(default = "default_update_route")]
+    pub update: DataTableRoute,
+    /// Overrides by the value of `doc_subtype_field`.
+    #[serde(default)]
+    pub subtypes: BTreeMap<String, SubtypeRoutes>,
+}
+
+impl Default for DataTableSettings {
+    fn default() -> Self {
+        Self {
+            read: default_read_route(),
+            update: default_update_route(),
+            subtypes: BTreeMap::new(),
+        }
+    }
+}
+
+fn default_read_route() -> DataTableRoute {
+    DataTableRoute {
+        resource: "Documents.All".into(),
+        key: "RecordID".into(),
+    }
+}
+
+fn default_update_route() -> DataTableRoute {
+    DataTableRoute {
+        resource: "Documents.Image.Default".into(),
+        key: "CoreField.Identifier".into(),
+    }
+}
+
+/// A subtype's own routes; what is absent falls back to the defaults.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+pub struct SubtypeRoutes {
+    /// Read route of assets of this subtype.
+    #[serde(default)]
+    pub read: Option<DataTableRoute>,
+    /// Update route of assets of this subtype.
+    #[serde(default)]
+    pub update: Option<DataTableRoute>,
+}
+
+/// Folder paths (`Projects/Bridge/Field`) → folder record ids.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct FolderSettings {
+    /// DataTable resource of folders (default `Documents.Folder.Default`).
+    #[serde(default = "default_folder_resource")]
+    pub resource: String,
+    /// RecordID of the folder paths start from; none: the first segment is a folder title that
+    /// must be unique on the instance.
+    #[serde(default)]
+    pub root: Option<String>,
+    /// Create the missing folders of a path (default: no, an unknown folder is a configuration error).
+    #[serde(default)]
+    pub create_missing: bool,
+}
+
+impl Default for FolderSettings {
+    fn default() -> Self {
+        Self {
+            resource: default_folder_resource(),
+            root: None,
+            create_missing: false,
+        }
+    }
+}
+
+fn default_folder_resource() -> String {
+    "Documents.Folder.Default".into()
+}
+
+/// Search paging.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct SearchSettings {
+    /// Most pages one search reads before it stops with a logged reason (default 200, i.e. 20,000 items).
+    #[serde(default = "default_page_cap")]
+    pub page_cap: u32,
+    /// `sort` of the poll (default `<edit_date_field> asc`, oldest first).
+    #[serde(default)]
+    pub poll_sort: Option<String>,
+}
+
+impl Default for SearchSettings {
+    fn default() -> Self {
+        Self {
+            page_cap: default_page_cap(),
+            poll_sort: None,
+        }
+    }
+}
+
+fn default_page_cap() -> u32 {
+    200
+}
+
+/// `getdeletedobjects_45C_v1` (path from working code; parameters and answer unconfirmed).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct DeletionSettings {
+    /// Poll deleted objects with each poll of edited assets (default yes).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// The parameter carrying "deleted since" (default `StartDate`).
+    #[serde(default = "default_deleted_since_parameter")]
+    pub since_parameter: String,
+    /// strftime pattern of that parameter's value (default ISO `%Y-%m-%dT%H:%M:%S`, as documented
+    /// for the object-management APIs).
+    #[serde(default = "default_deleted_since_format")]
+    pub since_format: String,
+}
+
+impl Default for DeletionSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            since_parameter: default_deleted_since_parameter(),
+            since_format: default_deleted_since_format(),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_deleted_since_parameter() -> String {
+    "StartDate".into()
+}
+
+fn default_deleted_since_format() -> String {
+    "%Y-%m-%dT%H:%M:%S".into()
 }
 
 fn default_non_compliant() -> Vec<String> {
@@ -367,6 +575,40 @@ impl ConnectorConfig {
                 issue(format!("dam.status_values.{name}"), "is empty");
             }
         }
+        if jiff::tz::TimeZone::get(&self.dam.dates.time_zone).is_err() {
+            issue(
+                "dam.dates.time_zone".into(),
+                "is not a known IANA time zone name (e.g. UTC, America/New_York)",
+            );
+        }
+        if self.dam.search.page_cap == 0 {
+            issue("dam.search.page_cap".into(), "must be at least 1");
+        }
+        let routes = std::iter::once(("dam.datatable.read".to_owned(), &self.dam.datatable.read))
+            .chain(std::iter::once((
+                "dam.datatable.update".to_owned(),
+                &self.dam.datatable.update,
+            )))
+            .chain(self.dam.datatable.subtypes.iter().flat_map(|(subtype, r)| {
+                [("read", &r.read), ("update", &r.update)]
+                    .into_iter()
+                    .filter_map(move |(verb, route)| {
+                        route.as_ref().map(|route| {
+                            (format!("dam.datatable.subtypes.{subtype}.{verb}"), route)
+                        })
+                    })
+            }));
+        for (key, route) in routes {
+            if !route.resource.starts_with("Documents") || route.resource.contains(':') {
+                issue(
+                    format!("{key}.resource"),
+                    "must be a DataTable resource such as Documents.Image.Default, without the verb",
+                );
+            }
+            if route.key.trim().is_empty() {
+                issue(format!("{key}.key"), "is empty");
+            }
+        }
         if self.routing.field_ingest.default_folder.trim().is_empty() {
             issue("routing.field_ingest.default_folder".into(), "is empty");
         }
@@ -498,6 +740,37 @@ mod tests {
         );
         let err = ConnectorConfig::parse(&text).expect_err("type").to_string();
         assert!(err.contains("alerts.expiry_windows_days[1]"), "{err}");
+    }
+
+    #[test]
+    fn dam_api_settings_have_documented_defaults() {
+        let config = ConnectorConfig::parse(SAMPLE).expect("sample");
+        let dam = &config.dam;
+        assert_eq!(dam.dates.search_format, "%Y-%m-%dT%H.%M.%S");
+        assert_eq!(dam.datatable.read.resource, "Documents.All");
+        assert_eq!(dam.datatable.read.key, "RecordID");
+        assert_eq!(dam.datatable.update.key, "CoreField.Identifier");
+        assert_eq!(dam.folders.resource, "Documents.Folder.Default");
+        assert!(!dam.folders.create_missing);
+        assert_eq!(dam.search.page_cap, 200);
+    }
+
+    #[test]
+    fn an_unknown_time_zone_and_a_resource_with_a_verb_are_named() {
+        let text = SAMPLE
+            .replace("time_zone: UTC", "time_zone: Mars/Olympus")
+            .replace(
+                "update: { resource: Documents.Image.Default,",
+                "update: { resource: \"Documents.All:Update\",",
+            );
+        let ConnectorConfigError::Invalid(issues) =
+            ConnectorConfig::parse(&text).expect_err("invalid")
+        else {
+            panic!("expected validation issues");
+        };
+        let keys: Vec<&str> = issues.iter().map(|i| i.key.as_str()).collect();
+        assert!(keys.contains(&"dam.dates.time_zone"), "{keys:?}");
+        assert!(keys.contains(&"dam.datatable.update.resource"), "{keys:?}");
     }
 
     #[test]

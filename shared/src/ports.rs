@@ -29,7 +29,7 @@ impl Retryable for QueueError {
     }
 }
 
-use crate::domain::dam::{AssetId, AssetSnapshot, AssetState, DamEvent, DomainEvent};
+use crate::domain::dam::{AssetId, AssetSnapshot, AssetState, DamEvent, DamInstant, DomainEvent};
 
 /// Hand-off of DAM webhook events to change detection.
 pub trait DamEventQueue: Send + Sync {
@@ -55,11 +55,19 @@ pub trait AssetSource: Send + Sync {
         id: &AssetId,
     ) -> impl Future<Output = Result<Option<AssetSnapshot>, DamError>> + Send;
 
-    /// Assets whose edit date is at or after `since` (the DAM's own date format), every page.
+    /// Assets whose edit date is at or after `since`, one page at a time, oldest first as far as
+    /// the DAM sorts them. The stream may end before the last match (a page cap, the invocation's
+    /// time running out; the adapter logs why): callers resume from what they read.
     fn edited_since(
         &self,
-        since: &str,
-    ) -> impl Future<Output = Result<Vec<AssetSnapshot>, DamError>> + Send;
+        since: DamInstant,
+    ) -> impl futures::Stream<Item = Result<Vec<AssetSnapshot>, DamError>> + Send + '_;
+
+    /// Assets deleted at or after `since`.
+    fn deleted_since(
+        &self,
+        since: DamInstant,
+    ) -> impl Future<Output = Result<Vec<AssetId>, DamError>> + Send;
 }
 
 /// The DAM could not answer.

@@ -53,7 +53,7 @@ impl InboundQueue for InMemoryInboundQueue {
 }
 
 use crate::domain::dam::{
-    AssetId, AssetSnapshot, AssetState, DamEvent, DomainEvent, DomainEventKind,
+    AssetId, AssetSnapshot, AssetState, DamEvent, DamInstant, DomainEvent, DomainEventKind,
 };
 use crate::ports::{
     AssetSource, AssetStateStore, Claim, DamError, DamEventQueue, FlowPublisher, IdempotencyStore,
@@ -142,10 +142,12 @@ impl FlowPublisher for InMemoryFlowPublisher {
     }
 }
 
-/// A DAM in memory: snapshots by id; `edited_since` compares `CoreField.EditDate` as text.
+/// A DAM in memory: snapshots by id; `edited_since` reads `CoreField.EditDate` as an ISO date
+/// in UTC and answers one page, oldest first; deletions are recorded with their time.
 #[derive(Debug, Default)]
 pub struct InMemoryAssetSource {
     assets: Mutex<BTreeMap<AssetId, AssetSnapshot>>,
+    deleted: Mutex<Vec<(AssetId, DamInstant)>>,
     failures: AtomicUsize,
 }
 
@@ -157,9 +159,39 @@ impl InMemoryAssetSource {
         }
     }
 
-    /// Makes the next `n` reads fail as if the DAM answered 503.
+    /// Deletes an asset, as the DAM's bin would record it at `at`.
+    pub fn delete(&self, id: &AssetId, at: DamInstant) {
+        if let Ok(mut assets) = self.assets.lock() {
+            assets.remove(id);
+        }
+        if let Ok(mut deleted) = self.deleted.lock() {
+            deleted.push((id.clone(), at));
+        }
+    }
+
+    /// Makes the next `n` calls fail as if the DAM answered 503.
     pub fn fail_next(&self, n: usize) {
         self.failures.store(n, Ordering::SeqCst);
+    }
+
+    fn edited_page(&self, since: DamInstant) -> Result<Vec<AssetSnapshot>, DamError> {
+        if take_failure(&self.failures) {
+            return Err(DamError::Unavailable("simulated 503".into()));
+        }
+        let edited = |a: &AssetSnapshot| {
+            a.field("CoreField.EditDate")
+                .and_then(DamInstant::parse_canonical)
+        };
+        let mut page: Vec<AssetSnapshot> = self
+            .assets
+            .lock()
+            .map_err(|_| DamError::Unavailable("poisoned".into()))?
+            .values()
+            .filter(|a| edited(a).is_some_and(|e| e >= since))
+            .cloned()
+            .collect();
+        page.sort_by_key(edited);
+        Ok(page)
     }
 }
 
@@ -176,21 +208,24 @@ impl AssetSource for InMemoryAssetSource {
             .cloned())
     }
 
-    async fn edited_since(&self, since: &str) -> Result<Vec<AssetSnapshot>, DamError> {
+    fn edited_since(
+        &self,
+        since: DamInstant,
+    ) -> impl futures::Stream<Item = Result<Vec<AssetSnapshot>, DamError>> + Send + '_ {
+        futures::stream::iter([self.edited_page(since)])
+    }
+
+    async fn deleted_since(&self, since: DamInstant) -> Result<Vec<AssetId>, DamError> {
         if take_failure(&self.failures) {
             return Err(DamError::Unavailable("simulated 503".into()));
         }
         Ok(self
-            .assets
+            .deleted
             .lock()
             .map_err(|_| DamError::Unavailable("poisoned".into()))?
-            .values()
-            .filter(|a| {
-                a.fields
-                    .get("CoreField.EditDate")
-                    .is_some_and(|e| e.as_str() >= since)
-            })
-            .cloned()
+            .iter()
+            .filter(|(_, at)| *at >= since)
+            .map(|(id, _)| id.clone())
             .collect())
     }
 }

@@ -178,8 +178,9 @@ async fn a_dam_outage_leaves_the_event_queued_until_the_dam_answers() {
         .edit(&id, "CoreField.Status", "Rejected")
         .expect("edit");
     assert!(dam.sim.wait_for_webhooks(Duration::from_secs(10)).await);
-    // The DAM answers the connector's next call with 503, whatever the timing.
-    dam.sim.fail_next(&[503]);
+    // The DAM answers the connector's next calls with 503, whatever the timing: more than the
+    // client's attempts inside one call, so the event goes back to the queue.
+    dam.sim.fail_next_n(503, 3);
     let consumer = dam.env.stack.consumer("DamEventsQueue").expect("consumer");
     let first = dam
         .env
@@ -365,4 +366,280 @@ async fn approving_a_campaign_package_reaches_the_review_and_campaign_flows() {
     assert_eq!(kinds(&rights), ["expiry_changed"]);
     assert_eq!(rights[0]["expiry"], "2027-03-31T00:00:00");
     assert!(dam.flow_events("IssueAlertQueue").await.is_empty());
+}
+
+/// Change detection over the strict simulator, with in-memory state, claims and flow queues
+/// (no AWS): the poll's paging, dates and field names as the real service can answer them.
+mod strict {
+    use crate::orange_logic_client::{Logs, client_with, sim};
+    use orange_logic_sim::{DateStyle, SimConfig, Simulator};
+    use shared::adapters::orange_logic::source::OrangeLogicAssets;
+    use shared::connector_config::ConnectorConfig;
+    use shared::domain::dam::{AssetId, ChangeRules, DamEvent, DamEventKind, DomainEventKind};
+    use shared::flows::detect_changes::{ChangeDetector, DetectSettings};
+    use shared::ports::AssetStateStore as _;
+    use shared::testing::{
+        InMemoryAssetStateStore, InMemoryFlowPublisher, InMemoryIdempotencyStore,
+    };
+    use std::sync::Arc;
+    use std::time::Duration;
+    use tracing::instrument::WithSubscriber as _;
+
+    type Detector = ChangeDetector<
+        OrangeLogicAssets,
+        InMemoryAssetStateStore,
+        InMemoryIdempotencyStore,
+        InMemoryFlowPublisher,
+    >;
+
+    fn config(tune: impl FnOnce(&mut ConnectorConfig)) -> ConnectorConfig {
+        let mut config = ConnectorConfig::parse(include_str!("../../local/connector.yaml"))
+            .expect("local configuration");
+        tune(&mut config);
+        config
+    }
+
+    fn detector(sim: &Simulator, config: &ConnectorConfig) -> Detector {
+        let rules = ChangeRules::from_settings(&config.dam);
+        let client = Arc::new(client_with(sim, |s| *s = s.clone().with_dam(&config.dam)));
+        ChangeDetector {
+            source: OrangeLogicAssets::new(client, &rules, &config.dam),
+            rules,
+            states: InMemoryAssetStateStore::default(),
+            claims: InMemoryIdempotencyStore::default(),
+            publisher: InMemoryFlowPublisher::default(),
+            settings: DetectSettings::default(),
+        }
+    }
+
+    const BUDGET: Duration = Duration::from_secs(60);
+
+    fn complete(title: &str, status: &str, edited: &str) -> Vec<(String, String)> {
+        [
+            ("CoreField.Title", title),
+            ("CoreField.Photographer", "A. Field"),
+            ("Custom.Campaign", "SUMMER26"),
+            ("CoreField.Status", status),
+            ("CoreField.EditDate", edited),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+    }
+
+    fn add(sim: &Simulator, fields: &[(String, String)]) -> String {
+        let pairs: Vec<(&str, &str)> = fields
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        sim.add_asset(&pairs)
+    }
+
+    #[tokio::test]
+    async fn an_endless_next_page_stops_at_the_cap_with_a_logged_reason_and_the_watermark_at_the_last_asset_read()
+     {
+        let sim = sim(SimConfig::default()).await;
+        sim.set_behaviour(|b| b.ignore_page_number = true);
+        for n in 0..150 {
+            add(
+                &sim,
+                &complete(
+                    &format!("A{n}"),
+                    "Draft",
+                    &format!("2026-11-26T10:{:02}:{:02}", n / 60, n % 60),
+                ),
+            );
+        }
+        let config = config(|c| c.dam.search.page_cap = 3);
+        let detector = detector(&sim, &config);
+        detector
+            .states
+            .advance_watermark("2026-11-26T00:00:00")
+            .await
+            .expect("watermark");
+        let logs = Logs::default();
+        let report = detector
+            .poll(time::OffsetDateTime::now_utc(), BUDGET)
+            .with_subscriber(logs.subscriber())
+            .await
+            .expect("poll");
+        // Page 1 (the oldest 100, sorted on the edit date) three times, then the cap.
+        assert_eq!(report.scanned, 300);
+        assert_eq!(report.watermark.as_deref(), Some("2026-11-26T10:01:39"));
+        assert_eq!(
+            detector
+                .states
+                .watermark()
+                .await
+                .expect("watermark")
+                .as_deref(),
+            Some("2026-11-26T10:01:39"),
+            "the 100th asset, the last one read"
+        );
+        assert_eq!(sim.stats().searches, 3);
+        let text = logs.text();
+        assert!(text.contains("page cap"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn display_format_dates_across_month_and_year_ends_never_move_the_watermark_back() {
+        let sim = sim(SimConfig {
+            time_zone: "America/New_York".into(),
+            ..SimConfig::default()
+        })
+        .await;
+        sim.set_behaviour(|b| b.date_style = DateStyle::Display);
+        // Local times of the instance; as display text "9/30/2026" sorts after "12/31/2026"
+        // and "1/1/2027" before both.
+        for (n, edited) in [
+            "2026-09-30T23:59:59",
+            "2026-10-01T00:00:00",
+            "2026-12-31T23:59:59",
+            "2027-01-01T00:00:01",
+        ]
+        .iter()
+        .enumerate()
+        {
+            add(&sim, &complete(&format!("A{n}"), "Draft", edited));
+        }
+        let config = config(|c| c.dam.dates.time_zone = "America/New_York".into());
+        let detector = detector(&sim, &config);
+        detector
+            .states
+            .advance_watermark("2026-09-01T00:00:00")
+            .await
+            .expect("watermark");
+        let now = time::OffsetDateTime::now_utc();
+        let first = detector.poll(now, BUDGET).await.expect("poll");
+        assert_eq!(first.scanned, 4);
+        // 2027-01-01T00:00:01 in New York is 05:00:01 UTC.
+        assert_eq!(first.watermark.as_deref(), Some("2027-01-01T05:00:01"));
+        let again = detector.poll(now, BUDGET).await.expect("poll");
+        assert_eq!(again.watermark.as_deref(), Some("2027-01-01T05:00:01"));
+        assert_eq!(
+            detector
+                .states
+                .watermark()
+                .await
+                .expect("watermark")
+                .as_deref(),
+            Some("2027-01-01T05:00:01")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_draft_to_rejected_change_seen_only_through_a_display_format_poll_produces_its_event()
+    {
+        let sim = sim(SimConfig {
+            time_zone: "America/New_York".into(),
+            ..SimConfig::default()
+        })
+        .await;
+        sim.set_behaviour(|b| b.date_style = DateStyle::Display);
+        // Last edited at the end of a month, local time; the edit below happens later.
+        let id = add(&sim, &complete("Pier", "Draft", "2026-10-31T23:59:59"));
+        let config = config(|c| c.dam.dates.time_zone = "America/New_York".into());
+        let detector = detector(&sim, &config);
+        detector
+            .states
+            .advance_watermark("2026-10-01T00:00:00")
+            .await
+            .expect("watermark");
+        let now = time::OffsetDateTime::now_utc();
+        detector.poll(now, BUDGET).await.expect("first sight");
+        // No webhook: only the poll sees the change (edited now, in the display format).
+        sim.edit(&id, "CoreField.Status", "Rejected").expect("edit");
+        let report = detector.poll(now, BUDGET).await.expect("poll");
+        assert_eq!(report.published, 1, "{report:?}");
+        assert_eq!(detector.publisher.kinds(), [DomainEventKind::Rejected]);
+        let event = &detector.publisher.events()[0];
+        assert!(
+            event
+                .edited_at
+                .as_deref()
+                .is_some_and(|e| e.contains('T') && !e.contains('/')),
+            "edit instants are canonical: {event:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_photographer_field_under_another_case_raises_no_missing_metadata_alert() {
+        let sim = sim(SimConfig {
+            field_spellings: vec!["CoreField.photographer".into()],
+            ..SimConfig::default()
+        })
+        .await;
+        let id = add(
+            &sim,
+            &complete("Pier", "Ready for Review", "2026-11-26T10:00:00"),
+        );
+        let record = client_with(&sim, |_| {})
+            .read_record("RecordID", &id)
+            .await
+            .expect("read")
+            .expect("record");
+        assert!(record.contains_key("CoreField.photographer"), "{record:?}");
+        let detector = detector(&sim, &config(|_| {}));
+        let event = DamEvent {
+            event_id: "e1".into(),
+            kind: DamEventKind::Created,
+            asset: AssetId::parse(&id).expect("id"),
+            occurred_at: None,
+        };
+        detector.handle_event(&event, 1, 60).await.expect("handled");
+        assert_eq!(
+            detector.publisher.kinds(),
+            [DomainEventKind::ReadyForReview]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_deleted_asset_found_by_the_poll_drops_its_state_and_pending_alerts() {
+        let sim = sim(SimConfig::default()).await;
+        let id = add(
+            &sim,
+            &complete("Pier", "Ready for Review", "2026-11-26T10:00:00"),
+        );
+        let detector = detector(&sim, &config(|_| {}));
+        detector
+            .states
+            .advance_watermark("2026-11-26T00:00:00")
+            .await
+            .expect("watermark");
+        let now = time::OffsetDateTime::now_utc();
+        detector.poll(now, BUDGET).await.expect("poll");
+        let asset = AssetId::parse(&id).expect("id");
+        assert!(detector.states.load(&asset).await.expect("load").is_some());
+        sim.drop_webhooks(true);
+        assert!(sim.delete(&id));
+        let report = detector.poll(now, BUDGET).await.expect("poll");
+        assert_eq!(report.deleted, 1);
+        assert!(detector.states.load(&asset).await.expect("load").is_none());
+        assert_eq!(
+            detector.publisher.kinds(),
+            [
+                DomainEventKind::ReadyForReview,
+                DomainEventKind::AssetDeleted
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn events_carry_the_version_that_was_seen() {
+        let sim = sim(SimConfig::default()).await;
+        let id = add(&sim, &complete("Pier", "Draft", "2026-11-26T10:00:00"));
+        sim.new_version(&id, "pier-v2.jpg").expect("version");
+        sim.edit(&id, "CoreField.Status", "Ready for Review")
+            .expect("edit");
+        let detector = detector(&sim, &config(|_| {}));
+        let event = DamEvent {
+            event_id: "e1".into(),
+            kind: DamEventKind::Edited,
+            asset: AssetId::parse(&id).expect("id"),
+            occurred_at: None,
+        };
+        detector.handle_event(&event, 1, 60).await.expect("handled");
+        let published = detector.publisher.events();
+        assert_eq!(published[0].version.as_deref(), Some("2"));
+    }
 }

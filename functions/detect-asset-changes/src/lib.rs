@@ -160,16 +160,16 @@ pub async fn connect(config: &Config, aws: &aws_config::SdkConfig) -> Result<Dep
         },
         AuthMode::Bearer => Auth::StaticBearer(secret),
     };
-    let mut settings = Settings::new(&config.orange_logic_base_url, auth);
+    let mut settings = Settings::new(&config.orange_logic_base_url, auth).with_dam(&connector.dam);
     if let Some(resource) = &config.datatable_resource {
-        settings.datatable_resource.clone_from(resource);
+        settings.datatable.read.resource.clone_from(resource);
     }
     let rules = ChangeRules::from_settings(&connector.dam);
     let client = Arc::new(OrangeLogicClient::new(settings)?);
     let dynamodb = aws_sdk_dynamodb::Client::new(aws);
     let sqs = aws_sdk_sqs::Client::new(aws);
     Ok(ChangeDetector {
-        source: OrangeLogicAssets::new(client, rules.fields(), rules.edit_date_field()),
+        source: OrangeLogicAssets::new(client, &rules, &connector.dam),
         rules,
         states: DynamoAssetStateStore::new(dynamodb.clone(), &config.asset_state_table),
         claims: DynamoIdempotencyStore::new(dynamodb, &config.claims_table),

@@ -1,7 +1,10 @@
-//! The simulator's HTTP surface. Paths are matched case-insensitively, as Orange Logic does.
+//! The simulator's HTTP surface. Paths are matched case-insensitively, as Orange Logic does; the
+//! DataTable answers only the documented resources, verbs and keys.
 
-use crate::store::{Query, parse_assignment};
-use crate::{Change, Inner, TokenStyle, lock, random_hex};
+use crate::store::{Asset, Query, Store, parse_assignment};
+use crate::{
+    CallRecord, Change, Inner, RetryAfterStyle, SessionExpiry, TokenStyle, lock, random_hex,
+};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
@@ -10,11 +13,21 @@ use axum::routing::{get, post};
 use http::{HeaderMap, Method, StatusCode, Uri, header};
 use serde_json::{Value, json};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 const TOKEN_PATH: &str = "/webapi/security/clientcredentialsauthentication/authenticate_46h_v1";
+const DELETED_PATH: &str = "/webapi/objectmanagement/deletion/getdeletedobjects_45c_v1";
 const MAX_FORM_BYTES: usize = 4 * 1024 * 1024;
 const FILE_PARTS: [&str; 3] = ["InputStream", "UploadStream", "file"];
+const CONTROL_PARAMS: [&str; 2] = ["format", "token"];
+const KEY_PARAMS: [&str; 3] = [
+    "RecordID",
+    "CoreField.Identifier",
+    "CoreField.Unique-identifier",
+];
+const LOGIN_PAGE: &str = "<!DOCTYPE html>\n<html><head><title>Sign in</title></head><body>\
+<form id=\"login\" method=\"post\" action=\"/Login\"><input name=\"Login\"/><input name=\"Password\" type=\"password\"/></form>\
+</body></html>";
 
 type Params = Vec<(String, String)>;
 
@@ -33,6 +46,14 @@ fn param<'a>(params: &'a Params, name: &str) -> Option<&'a str> {
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case(name))
         .map(|(_, v)| v.as_str())
+}
+
+fn is_control(name: &str) -> bool {
+    CONTROL_PARAMS.iter().any(|c| c.eq_ignore_ascii_case(name))
+}
+
+fn is_key(name: &str) -> bool {
+    KEY_PARAMS.iter().any(|k| k.eq_ignore_ascii_case(name))
 }
 
 fn wants_json(params: &Params) -> bool {
@@ -69,7 +90,71 @@ fn failure(code: &str, message: &str) -> Value {
     json!({"APIRequestInfo": request_info("failure"), "APIResponse":{"Code":code,"Message":message}})
 }
 
-/// Faults, URL length and authentication, in that order. `None` lets the call through.
+fn http_date(at: SystemTime) -> String {
+    let seconds = at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    jiff::Timestamp::from_second(i64::try_from(seconds).unwrap_or(0))
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+        .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+        .strftime("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string()
+}
+
+fn with_retry_after(inner: &Inner, mut response: Response) -> Response {
+    let value = match inner.behaviour().retry_after {
+        RetryAfterStyle::Seconds(n) => n.to_string(),
+        RetryAfterStyle::HttpDate(n) => {
+            let seconds = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs())
+                + n;
+            let at = SystemTime::UNIX_EPOCH + Duration::from_secs(seconds);
+            lock(&inner.stats).retry_after_dates.push(at);
+            http_date(at)
+        }
+    };
+    if let Ok(value) = http::HeaderValue::from_str(&value) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}
+
+/// What an expired or unknown token gets.
+fn not_authenticated(inner: &Inner, json_format: bool) -> Response {
+    match inner.behaviour().session_expiry {
+        SessionExpiry::Status401 => answer(
+            inner,
+            json_format,
+            StatusCode::UNAUTHORIZED,
+            failure("NOT_AUTHENTICATED", "Not authenticated"),
+        ),
+        SessionExpiry::HtmlLoginPage => {
+            *lock(&inner.stats).statuses.entry(200).or_default() += 1;
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+                LOGIN_PAGE,
+            )
+                .into_response()
+        }
+        SessionExpiry::RedirectToLogin => {
+            *lock(&inner.stats).statuses.entry(302).or_default() += 1;
+            (
+                StatusCode::FOUND,
+                [
+                    (header::LOCATION, "/Login?ReturnUrl=%2fAPI"),
+                    (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                ],
+                LOGIN_PAGE,
+            )
+                .into_response()
+        }
+    }
+}
+
+/// Records the call, then faults, URL length and authentication, in that order. `None` lets the
+/// call through.
 async fn gate(
     inner: &Inner,
     method: &Method,
@@ -77,9 +162,25 @@ async fn gate(
     headers: &HeaderMap,
     params: &Params,
 ) -> Option<Response> {
+    lock(&inner.stats).calls.push(CallRecord {
+        method: method.to_string(),
+        path: uri.path().to_ascii_lowercase(),
+        url_len: uri.to_string().len(),
+        at: SystemTime::now(),
+    });
     let latency = lock(&inner.faults).latency;
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
+    }
+    let hang = {
+        let mut faults = lock(&inner.faults);
+        let hang = faults.hang_next > 0;
+        faults.hang_next = faults.hang_next.saturating_sub(1);
+        hang
+    };
+    if hang {
+        // Never answered: the client's timeout (or its going away) ends this.
+        tokio::time::sleep(Duration::from_secs(24 * 3600)).await;
     }
     let json_format = wants_json(params);
     let (unavailable, forced) = {
@@ -95,22 +196,24 @@ async fn gate(
         (unavailable, forced)
     };
     if unavailable {
-        return Some(answer(
+        return Some(with_retry_after(
             inner,
-            json_format,
-            StatusCode::SERVICE_UNAVAILABLE,
-            failure("UNAVAILABLE", "The server is not accepting API calls"),
+            answer(
+                inner,
+                json_format,
+                StatusCode::SERVICE_UNAVAILABLE,
+                failure("UNAVAILABLE", "The server is not accepting API calls"),
+            ),
         ));
     }
     if let Some(status) = forced {
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut response = answer(inner, json_format, status, failure("FAULT", "injected"));
-        if status == StatusCode::TOO_MANY_REQUESTS {
+        let response = answer(inner, json_format, status, failure("FAULT", "injected"));
+        return Some(if matches!(status.as_u16(), 429 | 503) {
+            with_retry_after(inner, response)
+        } else {
             response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, http::HeaderValue::from_static("1"));
-        }
-        return Some(response);
+        });
     }
     if *method == Method::GET && uri.to_string().len() > inner.config.max_url_len {
         return Some(answer(
@@ -127,12 +230,7 @@ async fn gate(
         .map(str::to_owned)
         .or_else(|| param(params, "token").map(str::to_owned));
     if !bearer.is_some_and(|t| inner.token_valid(&t)) {
-        return Some(answer(
-            inner,
-            json_format,
-            StatusCode::UNAUTHORIZED,
-            failure("NOT_AUTHENTICATED", "Not authenticated"),
-        ));
+        return Some(not_authenticated(inner, json_format));
     }
     None
 }
@@ -146,14 +244,12 @@ async fn dispatch(
 ) -> Response {
     let path = uri.path().to_ascii_lowercase();
     let mut params = parse_pairs(uri.query().unwrap_or("").as_bytes());
-    let is_form = headers
+    let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
+        .unwrap_or("");
+    let is_form = content_type.starts_with("application/x-www-form-urlencoded");
+    let is_json = content_type.starts_with("application/json");
     if body.len() > MAX_FORM_BYTES {
         return answer(
             &inner,
@@ -177,6 +273,9 @@ async fn dispatch(
         }
         return token(&inner, &params);
     }
+    if inner.behaviour().drop_format_parameter && path.starts_with("/api/") {
+        params.retain(|(k, _)| !k.eq_ignore_ascii_case("format"));
+    }
     if let Some(refused) = gate(&inner, &method, &uri, &headers, &params).await {
         return refused;
     }
@@ -185,20 +284,40 @@ async fn dispatch(
         return search(&inner, uri.path(), &params);
     }
     if let Some(rest) = path.strip_prefix("/api/datatable/v2.2/") {
-        let verb = rest.rsplit_once(':').map(|(_, v)| v).unwrap_or("");
-        return match verb {
-            "read" => datatable_read(&inner, &params),
-            "update" => datatable_update(&inner, &params, muted(&headers, "asset.edited")),
-            _ => answer(
+        let (resource, verb) = rest.rsplit_once(':').unwrap_or((rest, ""));
+        let muted = muted(&headers, "asset.edited");
+        return match (Resource::parse(resource), verb) {
+            (Some(Resource::All), "read") => asset_read(&inner, None, &params),
+            (Some(Resource::Assets { doc_type, subtype }), "read") => {
+                asset_read(&inner, Some((&doc_type, &subtype)), &params)
+            }
+            (Some(Resource::Assets { doc_type, subtype }), "update") => {
+                asset_update(&inner, (&doc_type, &subtype), &params, muted)
+            }
+            (Some(Resource::Folders), "read") => folder_read(&inner, &params),
+            (Some(Resource::Folders), "create") => folder_create(&inner, &params),
+            (Some(_), _) => answer(
                 &inner,
                 json_format,
                 StatusCode::OK,
-                failure("ERROR", "unsupported DataTable verb in the simulator"),
+                failure(
+                    "UNSUPPORTED_OPERATION",
+                    "this resource does not support this verb",
+                ),
+            ),
+            (None, _) => answer(
+                &inner,
+                json_format,
+                StatusCode::OK,
+                failure("INVALID_RESOURCE", "unknown DataTable resource"),
             ),
         };
     }
     if path == "/webapi/objectmanagement/share/getlink_4hz_v1" {
         return get_link(&inner, &params);
+    }
+    if path == DELETED_PATH {
+        return deleted_objects(&inner, &params);
     }
     answer(
         &inner,
@@ -206,6 +325,43 @@ async fn dispatch(
         StatusCode::NOT_FOUND,
         json!({"Message":"No such endpoint","ErrorCode":"OL_ERR_001_NOTFOUND"}),
     )
+}
+
+/// A DataTable resource the documentation shows.
+enum Resource {
+    /// `Documents.All`: reads across types.
+    All,
+    /// `Documents.Folder.<subtype>`.
+    Folders,
+    /// `Documents.<type>.<subtype>`.
+    Assets { doc_type: String, subtype: String },
+}
+
+impl Resource {
+    fn parse(lower: &str) -> Option<Self> {
+        let mut parts = lower.splitn(3, '.');
+        if parts.next()? != "documents" {
+            return None;
+        }
+        match (parts.next()?, parts.next()) {
+            ("all", None) => Some(Self::All),
+            ("folder", Some(_)) => Some(Self::Folders),
+            (doc_type, Some(subtype)) if !doc_type.is_empty() && !subtype.is_empty() => {
+                Some(Self::Assets {
+                    doc_type: doc_type.to_owned(),
+                    subtype: subtype.to_owned(),
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
+fn in_scope(asset: &Asset, scope: Option<(&str, &str)>) -> bool {
+    scope.is_none_or(|(doc_type, subtype)| {
+        asset.doc_type().eq_ignore_ascii_case(doc_type)
+            && asset.doc_subtype().eq_ignore_ascii_case(subtype)
+    })
 }
 
 async fn gate_faults_only(inner: &Inner) -> Option<Response> {
@@ -247,6 +403,7 @@ fn token(inner: &Inner, params: &Params) -> Response {
 
 fn search(inner: &Inner, path: &str, params: &Params) -> Response {
     let json_format = wants_json(params);
+    let behaviour = inner.behaviour();
     let started = Instant::now();
     {
         let mut stats = lock(&inner.stats);
@@ -277,27 +434,56 @@ fn search(inner: &Inner, path: &str, params: &Params) -> Response {
         .and_then(|c| c.parse::<usize>().ok())
         .unwrap_or(30)
         .clamp(1, inner.config.max_per_page);
-    let page = param(params, "pagenumber")
-        .and_then(|p| p.parse::<usize>().ok())
-        .unwrap_or(1)
-        .max(1);
-    let store = lock(&inner.store);
-    let query_text = param(params, "query").unwrap_or("").to_owned();
+    let page = if behaviour.ignore_page_number {
+        1
+    } else {
+        param(params, "pagenumber")
+            .and_then(|p| p.parse::<usize>().ok())
+            .unwrap_or(1)
+            .max(1)
+    };
+    let sort = param(params, "sort").unwrap_or("").to_owned();
+    let store = inner.read_store();
+    let cache_key = format!("{}\n{sort}", param(params, "query").unwrap_or(""));
     // Later pages of the same query reuse its result set until the content changes, as a search
     // index would; a 100,000-asset scan then costs one pass, not one per page.
-    let matching: Arc<Vec<String>> = {
-        let mut cache = lock(&inner.search_cache);
+    let cached = {
+        let cache = lock(&inner.search_cache);
         match &*cache {
             Some((text, generation, ids))
-                if *text == query_text && *generation == store.generation =>
+                if *text == cache_key && *generation == store.generation =>
             {
-                Arc::clone(ids)
+                Some(Arc::clone(ids))
             }
-            _ => {
-                let ids: Arc<Vec<String>> =
-                    Arc::new(store.search(&query).map(|a| a.record_id.clone()).collect());
-                *cache = Some((query_text, store.generation, Arc::clone(&ids)));
-                ids
+            _ => None,
+        }
+    };
+    let matching: Arc<Vec<String>> = match cached {
+        Some(ids) => ids,
+        None => {
+            let ordered = store.search(&query).and_then(|mut found| {
+                store.sort(&mut found, &sort)?;
+                Ok(found
+                    .iter()
+                    .map(|a| a.record_id.clone())
+                    .collect::<Vec<_>>())
+            });
+            match ordered {
+                Ok(ids) => {
+                    let ids = Arc::new(ids);
+                    *lock(&inner.search_cache) =
+                        Some((cache_key, store.generation, Arc::clone(&ids)));
+                    ids
+                }
+                Err(error) => {
+                    drop(store);
+                    return answer(
+                        inner,
+                        json_format,
+                        StatusCode::OK,
+                        failure("ERROR", &error.to_string()),
+                    );
+                }
             }
         }
     };
@@ -307,35 +493,19 @@ fn search(inner: &Inner, path: &str, params: &Params) -> Response {
         .skip((page - 1) * per_page)
         .take(per_page)
         .filter_map(|id| store.assets.get(id))
-        .map(|asset| {
-            let item: serde_json::Map<String, Value> = fields
-                .iter()
-                .map(|field| {
-                    let value = match field.strip_prefix("Path_") {
-                        Some(format) => json!({
-                            "URI": format!("{}/Assets/V2/{}/{}-{format}.jpg?Expires=3600",
-                                inner.base_url, random_hex(4), asset.identifier),
-                            "Width": 1200, "Height": 800}),
-                        None => {
-                            Value::String(store.search_value(asset, field).unwrap_or("").to_owned())
-                        }
-                    };
-                    (field.clone(), value)
-                })
-                .collect();
-            Value::Object(item)
-        })
+        .map(|asset| search_item(inner, &store, asset, &fields))
         .collect();
     drop(store);
-    let next = (page * per_page < total).then(|| {
+    let next = (behaviour.ignore_page_number || page * per_page < total).then(|| {
         let mut next: Params = params
             .iter()
             .filter(|(k, _)| {
-                !k.eq_ignore_ascii_case("pagenumber") && !k.eq_ignore_ascii_case("token")
+                !k.eq_ignore_ascii_case("pagenumber")
+                    && !k.eq_ignore_ascii_case("token")
+                    && !k.eq_ignore_ascii_case("continuation")
             })
             .cloned()
             .collect();
-        next.retain(|(k, _)| !k.eq_ignore_ascii_case("continuation"));
         next.push(("pagenumber".into(), (page + 1).to_string()));
         next.push(("continuation".into(), random_hex(8)));
         let query = form_urlencoded::Serializer::new(String::new())
@@ -343,66 +513,112 @@ fn search(inner: &Inner, path: &str, params: &Params) -> Response {
             .finish();
         json!({"href": format!("{}{path}?{query}", inner.base_url), "rel": "next"})
     });
-    let mut global = json!({"TotalCount": total,
-                            "QueryDurationMilliseconds": started.elapsed().as_millis() as u64});
-    if let Some(next) = next {
-        global["NextPage"] = next;
+    let mut response = json!({"Items": items});
+    if behaviour.global_info {
+        let mut global = json!({"TotalCount": total,
+                                "QueryDurationMilliseconds": started.elapsed().as_millis() as u64});
+        if let Some(next) = next {
+            global["NextPage"] = next;
+        }
+        response["GlobalInfo"] = global;
     }
     answer(
         inner,
         json_format,
         StatusCode::OK,
-        json!({"APIRequestInfo": request_info("Search"),
-               "APIResponse": {"GlobalInfo": global, "Items": items}}),
+        json!({"APIRequestInfo": request_info("Search"), "APIResponse": response}),
     )
 }
 
-const CONTROL_PARAMS: [&str; 2] = ["format", "token"];
-const KEY_PARAMS: [&str; 3] = [
-    "RecordID",
-    "CoreField.Identifier",
-    "CoreField.Unique-identifier",
-];
-
-fn key_of(params: &Params) -> Option<(&str, &str)> {
-    params
+fn search_item(inner: &Inner, store: &Store, asset: &Asset, fields: &[String]) -> Value {
+    let item: serde_json::Map<String, Value> = fields
         .iter()
-        .find(|(k, _)| KEY_PARAMS.iter().any(|key| key.eq_ignore_ascii_case(k)))
-        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .map(|field| match field.strip_prefix("Path_") {
+            Some(format) => (
+                field.clone(),
+                json!({
+                    "URI": format!("{}/Assets/V2/{}/{}-{format}.jpg?Expires=3600",
+                        inner.base_url, random_hex(4), asset.identifier),
+                    "Width": 1200, "Height": 800}),
+            ),
+            None => {
+                // Answered in the instance's spelling of the field, whatever the request's.
+                let name = store.canonical(field).unwrap_or_else(|| field.clone());
+                let value = store
+                    .search_value(asset, field)
+                    .map(|v| store.written(&name, v))
+                    .unwrap_or_default();
+                (name, Value::String(value))
+            }
+        })
+        .collect();
+    Value::Object(item)
 }
 
-fn datatable_read(inner: &Inner, params: &Params) -> Response {
+fn interpretation(filters: &[(String, String)], ignored: &[String]) -> Value {
+    json!({"Filters": filters.iter().map(|(field, value)|
+              json!({"Field": field, "Operator": "=", "OperatorDescription": "Field must be equal to value", "Value": value}))
+              .collect::<Vec<_>>(),
+           "IgnoredParameters": ignored})
+}
+
+/// Splits read parameters into filters (keys and known fields) and ignored names.
+fn read_filters(store: &Store, params: &Params) -> (Vec<(String, String)>, Vec<String>) {
+    let mut filters = Vec::new();
+    let mut ignored = Vec::new();
+    for (k, v) in params {
+        if is_control(k) {
+            continue;
+        }
+        if is_key(k) || store.knows_field(k) {
+            filters.push((k.clone(), v.clone()));
+        } else {
+            ignored.push(k.clone());
+        }
+    }
+    (filters, ignored)
+}
+
+fn asset_read(inner: &Inner, scope: Option<(&str, &str)>, params: &Params) -> Response {
     let json_format = wants_json(params);
-    let Some((key_field, key)) = key_of(params) else {
+    let store = inner.read_store();
+    let (filters, ignored) = read_filters(&store, params);
+    if filters.is_empty() {
+        drop(store);
         return answer(
             inner,
             json_format,
             StatusCode::OK,
             failure("ERROR", "no identifying field"),
         );
-    };
-    let ignored: Vec<&str> = params
-        .iter()
-        .map(|(k, _)| k.as_str())
-        .filter(|k| {
-            !CONTROL_PARAMS.iter().any(|c| c.eq_ignore_ascii_case(k))
-                && !k.eq_ignore_ascii_case(key_field)
-        })
-        .collect();
-    let store = lock(&inner.store);
+    }
     let records: Vec<Value> = store
-        .find(key_field, key)
+        .assets
+        .values()
+        .filter(|asset| in_scope(asset, scope))
+        .filter(|asset| {
+            filters.iter().all(|(k, v)| {
+                if is_key(k) {
+                    store
+                        .find(k, v)
+                        .is_some_and(|a| a.record_id == asset.record_id)
+                } else {
+                    store
+                        .search_value(asset, k)
+                        .is_some_and(|x| x.eq_ignore_ascii_case(v))
+                }
+            })
+        })
         .map(|asset| Value::Object(store.record(asset)))
-        .into_iter()
         .collect();
+    drop(store);
     let count = records.len();
     answer(
         inner,
         json_format,
         StatusCode::OK,
-        json!({"APIRequestInfo": request_info("Documents.All:Read"),
-               "RequestInterpretation": {"Filters":[{"Field": key_field, "Operator":"=", "Value": key}],
-                                          "IgnoredParameters": ignored},
+        json!({"APIRequestInfo": request_info("Documents:Read"),
+               "RequestInterpretation": interpretation(&filters, &ignored),
                "Response": records,
                "ResponseSummary": {"CurrentPage":1,"ItemsPerPage":30,"TotalItemCount":count}}),
     )
@@ -419,7 +635,26 @@ fn muted(headers: &HeaderMap, topic: &str) -> bool {
         })
 }
 
-fn datatable_update(inner: &Inner, params: &Params, mute: bool) -> Response {
+fn key_of(params: &Params) -> Option<(&str, &str)> {
+    params
+        .iter()
+        .find(|(k, _)| is_key(k))
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+}
+
+fn record_result(record_id: &str, code: &str, details: &[String]) -> Value {
+    let mut result = json!({"Code": code});
+    if !details.is_empty() {
+        result["ErrorList"] = details
+            .iter()
+            .map(|d| json!({"ErrorDetails": d}))
+            .collect::<Vec<_>>()
+            .into();
+    }
+    json!({"RecordID": record_id, "Result": result})
+}
+
+fn asset_update(inner: &Inner, scope: (&str, &str), params: &Params, mute: bool) -> Response {
     let json_format = wants_json(params);
     let Some((key_field, key)) = key_of(params) else {
         return answer(
@@ -432,9 +667,7 @@ fn datatable_update(inner: &Inner, params: &Params, mute: bool) -> Response {
     let mut assignments = Vec::new();
     let mut ignored = Vec::new();
     for (k, v) in params {
-        if k.eq_ignore_ascii_case(key_field)
-            || CONTROL_PARAMS.iter().any(|c| c.eq_ignore_ascii_case(k))
-        {
+        if k.eq_ignore_ascii_case(key_field) || is_control(k) {
             continue;
         }
         match parse_assignment(k) {
@@ -442,40 +675,167 @@ fn datatable_update(inner: &Inner, params: &Params, mute: bool) -> Response {
             None => ignored.push(k.clone()),
         }
     }
+    let filters = [(key_field.to_owned(), key.to_owned())];
     let result = {
         let mut store = inner.store();
-        let record_id = store.find(key_field, key).map(|a| a.record_id.clone());
-        record_id
-            .ok_or_else(|| crate::UpdateError::NoRecord(key.to_owned()))
-            .and_then(|id| {
-                store
-                    .update(&id, &assignments)
-                    .map(|more_ignored| (id, more_ignored))
-            })
+        let record_id = store
+            .find(key_field, key)
+            .filter(|a| in_scope(a, Some(scope)))
+            .map(|a| a.record_id.clone());
+        record_id.map(|id| {
+            let outcome = store.update(&id, &assignments);
+            (id, outcome)
+        })
     };
-    match result {
-        Err(error) => answer(
+    let Some((record_id, outcome)) = result else {
+        return answer(
             inner,
             json_format,
             StatusCode::OK,
-            failure("ERROR", &error.to_string()),
-        ),
-        Ok((record_id, more_ignored)) => {
+            json!({"APIRequestInfo": request_info("Documents:Update"),
+                   "RequestInterpretation": interpretation(&filters, &ignored),
+                   "Response": {"Code": "RECORD_NOT_FOUND",
+                                "Message": "No record matches the identifying field",
+                                "RecordsAffected": []}}),
+        );
+    };
+    let affected = match outcome {
+        Err(error) => record_result(&record_id, "UPDATE_FAILED", &[error.to_string()]),
+        Ok(more_ignored) => {
             let applied = assignments.len() - more_ignored.len();
             ignored.extend(more_ignored);
             if applied > 0 && !mute {
                 inner.announce(Change::Edited(record_id.clone()));
             }
-            answer(
-                inner,
-                json_format,
-                StatusCode::OK,
-                json!({"APIRequestInfo": request_info("Documents.All:Update"),
-                       "RequestInterpretation": {"IgnoredParameters": ignored},
-                       "Response": {"RecordID": record_id, "RecordsAffected": 1}}),
-            )
+            record_result(&record_id, "SUCCESS", &[])
+        }
+    };
+    answer(
+        inner,
+        json_format,
+        StatusCode::OK,
+        json!({"APIRequestInfo": request_info("Documents:Update"),
+               "RequestInterpretation": interpretation(&filters, &ignored),
+               "Response": {"RecordsAffected": [affected]}}),
+    )
+}
+
+fn folder_read(inner: &Inner, params: &Params) -> Response {
+    let json_format = wants_json(params);
+    let store = inner.read_store();
+    let mut filters = Vec::new();
+    let mut ignored = Vec::new();
+    for (k, v) in params {
+        if is_control(k) {
+            continue;
+        }
+        let known = is_key(k)
+            || k.eq_ignore_ascii_case("CoreField.Title")
+            || k.eq_ignore_ascii_case("CoreField.Parent-folder");
+        if known {
+            filters.push((k.clone(), v.clone()));
+        } else {
+            ignored.push(k.clone());
         }
     }
+    let records: Vec<Value> = store
+        .folders
+        .values()
+        .filter(|folder| {
+            filters.iter().all(|(k, v)| {
+                let k = k.to_ascii_lowercase();
+                match k.as_str() {
+                    "recordid" => folder.record_id == *v,
+                    "corefield.title" => folder.title.eq_ignore_ascii_case(v),
+                    "corefield.parent-folder" => folder.parent.as_deref() == Some(v.as_str()),
+                    _ => folder.identifier == *v,
+                }
+            })
+        })
+        .map(|folder| Value::Object(store.folder_record(folder)))
+        .collect();
+    drop(store);
+    answer(
+        inner,
+        json_format,
+        StatusCode::OK,
+        json!({"APIRequestInfo": request_info("Documents.Folder:Read"),
+               "RequestInterpretation": interpretation(&filters, &ignored),
+               "Response": records}),
+    )
+}
+
+fn folder_create(inner: &Inner, params: &Params) -> Response {
+    let json_format = wants_json(params);
+    let title = param(params, "CoreField.Title:")
+        .map(str::trim)
+        .unwrap_or("");
+    let parent = param(params, "CoreField.Parent-folder:").map(str::trim);
+    let ignored: Vec<String> = params
+        .iter()
+        .map(|(k, _)| k.clone())
+        .filter(|k| {
+            !is_control(k)
+                && !k.eq_ignore_ascii_case("CoreField.Title:")
+                && !k.eq_ignore_ascii_case("CoreField.Parent-folder:")
+        })
+        .collect();
+    let created = {
+        let mut store = inner.store();
+        match parent {
+            Some(parent) if store.resolve_folder(parent).is_none() => Err(format!(
+                "parent folder {parent} does not resolve to a folder RecordID"
+            )),
+            _ if title.is_empty() => Err("CoreField.Title is required".to_owned()),
+            _ => Ok(store.add_folder(title, parent.map(str::to_owned))),
+        }
+    };
+    let body = match created {
+        Ok(id) => json!({"RecordID": id, "RecordsAffected": [record_result(&id, "SUCCESS", &[])]}),
+        Err(detail) => json!({"RecordsAffected": [record_result("", "CREATE_FAILED", &[detail])]}),
+    };
+    answer(
+        inner,
+        json_format,
+        StatusCode::OK,
+        json!({"APIRequestInfo": request_info("Documents.Folder:Create"),
+               "RequestInterpretation": interpretation(&[], &ignored),
+               "Response": body}),
+    )
+}
+
+fn deleted_objects(inner: &Inner, params: &Params) -> Response {
+    let unknown = params
+        .iter()
+        .any(|(k, _)| !is_control(k) && !k.eq_ignore_ascii_case("StartDate"));
+    let store = inner.read_store();
+    let start = param(params, "StartDate").map(|d| store.clock.accept(d));
+    let (Some(Some(start)), false) = (start, unknown) else {
+        drop(store);
+        return answer(
+            inner,
+            true,
+            StatusCode::BAD_REQUEST,
+            json!({"Message":"StartDate (YYYY-MM-DDTHH:MM:SS) is required and is the only parameter",
+                   "ErrorCode":"OL_ERR_006_BADREQUEST"}),
+        );
+    };
+    let deleted: Vec<Value> = store
+        .deleted
+        .iter()
+        .filter(|d| d.at >= start)
+        .map(|d| {
+            json!({"recordID": d.record_id, "identifier": d.identifier,
+                   "deletionDate": store.clock.render(&d.at)})
+        })
+        .collect();
+    drop(store);
+    answer(
+        inner,
+        true,
+        StatusCode::OK,
+        json!({"deletedObjects": deleted}),
+    )
 }
 
 fn get_link(inner: &Inner, params: &Params) -> Response {
@@ -529,7 +889,6 @@ async fn upload(
     if let Some(refused) = gate(&inner, &method, &uri, &headers, &params).await {
         return refused;
     }
-    let json_format = wants_json(&params);
     let mut received: Option<(String, u64, String)> = None;
     loop {
         let mut field = match multipart.next_field().await {
@@ -538,7 +897,7 @@ async fn upload(
             Err(_) => {
                 return answer(
                     &inner,
-                    json_format,
+                    wants_json(&params),
                     StatusCode::BAD_REQUEST,
                     failure("ERROR", "malformed multipart body"),
                 );
@@ -559,7 +918,7 @@ async fn upload(
                             while let Ok(Some(_)) = field.chunk().await {}
                             return answer(
                                 &inner,
-                                json_format,
+                                wants_json(&params),
                                 StatusCode::PAYLOAD_TOO_LARGE,
                                 failure("TOO_LARGE", "the file exceeds the upload limit"),
                             );
@@ -570,7 +929,7 @@ async fn upload(
                     Err(_) => {
                         return answer(
                             &inner,
-                            json_format,
+                            wants_json(&params),
                             StatusCode::BAD_REQUEST,
                             failure("ERROR", "the upload stream broke"),
                         );
@@ -582,6 +941,7 @@ async fn upload(
             params.push((name, text));
         }
     }
+    let json_format = wants_json(&params);
     let Some((part_file_name, size, sha256)) = received else {
         return answer(
             &inner,

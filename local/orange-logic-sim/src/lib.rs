@@ -1,16 +1,22 @@
-//! An Orange Logic simulator on loopback, following the documented contracts (see
-//! docs/orange-logic.md): OAuth2 client credentials and static bearer tokens, Search v4.0 with
-//! paging, DataTable v2.2 read/update with the field operators, UploadNewMedia v3.0 streamed with a
-//! size limit, share links, XML by default and JSON on `format=json`, failures inside HTTP 200,
-//! 403 on over-long URLs; webhooks on create / edit / delete with unique event ids and up to five
-//! retries; seeding from a file and a generator; fault switches (503 for a while, slow answers,
-//! the next answers failing).
+//! An Orange Logic simulator on loopback, at least as strict as the real service where its
+//! documentation and public integrations show how it behaves (see docs/orange-logic.md, "The
+//! simulator"): OAuth2 client credentials and static bearer tokens, Search v4.0 with paging and
+//! sorting, DataTable v2.2 read / update / create on the documented resources and keys only,
+//! UploadNewMedia v3.0 streamed with a size limit, share links, deleted objects, XML unless
+//! `format=json`, failures inside HTTP 200 in the documented shapes, 403 on GET URLs over the
+//! documented 260 characters, folders by RecordID only; webhooks on create / edit / delete with
+//! unique event ids and up to five retries; seeding from a file and a generator.
+//!
+//! Switches per test ([`Behaviour`]): no `GlobalInfo`, an HTML login page or a redirect for an
+//! expired session, display-format dates in the instance's time zone, `Retry-After` as an HTTP
+//! date, a `pagenumber` that is ignored (an endless `NextPage`); faults: the next calls failing
+//! with given statuses, the next calls never answered, slow answers.
 
 mod http_api;
 pub mod store;
 pub mod xml;
 
-pub use store::{Asset, Change, Folder, Op, Query, Store, UpdateError};
+pub use store::{Asset, Change, Clock, DateStyle, Deletion, Folder, Op, Query, Store, UpdateError};
 
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -32,6 +38,57 @@ pub enum TokenStyle {
     CamelCase,
 }
 
+/// What an expired or unknown token gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionExpiry {
+    /// HTTP 401 (the documented answer).
+    Status401,
+    /// An HTML login page inside HTTP 200, as a web front does.
+    HtmlLoginPage,
+    /// A 302 redirect to the login page.
+    RedirectToLogin,
+}
+
+/// How `Retry-After` is written on 429 and 503.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryAfterStyle {
+    /// Delay-seconds.
+    Seconds(u64),
+    /// An HTTP date this many seconds ahead.
+    HttpDate(u64),
+}
+
+/// Behaviours a test switches on (all off by default).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Behaviour {
+    /// `GlobalInfo` (TotalCount, NextPage) in search answers; accounts without the "Search API -
+    /// Allow search on all documents" security function get none.
+    pub global_info: bool,
+    /// What an expired token gets.
+    pub session_expiry: SessionExpiry,
+    /// Dates in answers: ISO (default) or the display format, in the instance's time zone.
+    pub date_style: DateStyle,
+    /// `Retry-After` on injected 429 and 503.
+    pub retry_after: RetryAfterStyle,
+    /// Every search answers page 1 with a `NextPage`, whatever `pagenumber` says.
+    pub ignore_page_number: bool,
+    /// `format=json` is dropped (as by a proxy or a web front): every legacy answer is XML.
+    pub drop_format_parameter: bool,
+}
+
+impl Default for Behaviour {
+    fn default() -> Self {
+        Self {
+            global_info: true,
+            session_expiry: SessionExpiry::Status401,
+            date_style: DateStyle::Iso,
+            retry_after: RetryAfterStyle::Seconds(1),
+            ignore_page_number: false,
+            drop_format_parameter: false,
+        }
+    }
+}
+
 /// The simulated instance's configuration.
 #[derive(Debug, Clone)]
 pub struct SimConfig {
@@ -41,7 +98,7 @@ pub struct SimConfig {
     pub static_tokens: Vec<String>,
     /// Token answer spelling.
     pub token_style: TokenStyle,
-    /// GET URLs longer than this get 403 (Orange Logic's "URL too long").
+    /// GET URLs longer than this get 403 (Orange Logic's "URL too long"; documented ≈260).
     pub max_url_len: usize,
     /// Uploads larger than this get 413, detected while streaming.
     pub max_upload_bytes: u64,
@@ -55,6 +112,12 @@ pub struct SimConfig {
     pub webhook_retries: u32,
     /// First retry delay (doubles each retry).
     pub webhook_retry_delay: Duration,
+    /// IANA name of the instance's time zone (dates without offset are local to it).
+    pub time_zone: String,
+    /// Fields the instance spells differently from the usual (`CoreField.photographer`).
+    pub field_spellings: Vec<String>,
+    /// Switches.
+    pub behaviour: Behaviour,
 }
 
 impl Default for SimConfig {
@@ -63,7 +126,7 @@ impl Default for SimConfig {
             clients: vec![("connector-local".into(), "local-orange-logic-secret".into())],
             static_tokens: Vec::new(),
             token_style: TokenStyle::SnakeCase,
-            max_url_len: 2048,
+            max_url_len: 260,
             max_upload_bytes: 256 * 1024 * 1024,
             max_per_page: 100,
             custom_fields: [
@@ -92,6 +155,9 @@ impl Default for SimConfig {
             .into(),
             webhook_retries: 5,
             webhook_retry_delay: Duration::from_millis(100),
+            time_zone: "UTC".into(),
+            field_spellings: Vec::new(),
+            behaviour: Behaviour::default(),
         }
     }
 }
@@ -123,6 +189,20 @@ struct Faults {
     unavailable_until: Option<Instant>,
     latency: Duration,
     fail_next: Vec<u16>,
+    hang_next: usize,
+}
+
+/// One API call received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallRecord {
+    /// `GET` or `POST`.
+    pub method: String,
+    /// The path, lower case.
+    pub path: String,
+    /// Length of the whole URL (path and query string).
+    pub url_len: usize,
+    /// When it arrived.
+    pub at: std::time::SystemTime,
 }
 
 #[derive(Debug, Default)]
@@ -145,6 +225,20 @@ pub struct Stats {
     pub next_pages_followed: usize,
     /// Largest upload received, bytes.
     pub largest_upload: u64,
+    /// Every API call, in arrival order (the token endpoint excluded).
+    pub calls: Vec<CallRecord>,
+    /// The instants written into `Retry-After` HTTP dates.
+    pub retry_after_dates: Vec<std::time::SystemTime>,
+}
+
+impl Stats {
+    /// The calls to paths containing `fragment` (lower case).
+    pub fn calls_to(&self, fragment: &str) -> Vec<&CallRecord> {
+        self.calls
+            .iter()
+            .filter(|c| c.path.contains(fragment))
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -172,6 +266,7 @@ pub(crate) struct Inner {
     webhooks: Mutex<Webhooks>,
     deliveries: Mutex<Vec<Delivery>>,
     stats: Mutex<Stats>,
+    behaviour: Mutex<Behaviour>,
     links: Mutex<BTreeMap<String, (String, String)>>,
     /// The last search: query text, store generation, matching RecordIDs.
     search_cache: Mutex<Option<CachedSearch>>,
@@ -209,6 +304,18 @@ impl Inner {
         store.now = now();
         store.generation += 1;
         store
+    }
+
+    /// The store for reading, with the date style switched on now.
+    fn read_store(&self) -> MutexGuard<'_, Store> {
+        let style = lock(&self.behaviour).date_style;
+        let mut store = lock(&self.store);
+        store.clock.style = style;
+        store
+    }
+
+    fn behaviour(&self) -> Behaviour {
+        lock(&self.behaviour).clone()
     }
 
     fn announce(&self, change: Change) {
@@ -261,7 +368,7 @@ impl Drop for Simulator {
     }
 }
 
-/// A seed document: folders and assets.
+/// A seed document: folders (as paths) and assets.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Seed {
@@ -273,22 +380,19 @@ pub struct Seed {
     pub assets: Vec<SeedAsset>,
 }
 
-/// A folder to create.
+/// A folder to create, with the folders above it.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SeedFolder {
-    /// Title (also usable as a reference).
-    pub title: String,
-    /// Parent title.
-    #[serde(default)]
-    pub parent: Option<String>,
+    /// Titles from the top, separated by `/` (`Projects/Bridge/Field`).
+    pub path: String,
 }
 
 /// An asset to create.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SeedAsset {
-    /// Folder title.
+    /// Folder path.
     #[serde(default)]
     pub folder: Option<String>,
     /// Field values.
@@ -308,8 +412,16 @@ impl Simulator {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.iter().cloned().collect()))
                 .collect(),
+            &config.field_spellings,
         );
+        store.clock.zone = jiff::tz::TimeZone::get(&config.time_zone).map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("unknown time zone {}", config.time_zone),
+            )
+        })?;
         store.now = now();
+        let behaviour = config.behaviour.clone();
         let inner = Arc::new(Inner {
             config,
             base_url: format!("http://{addr}"),
@@ -319,6 +431,7 @@ impl Simulator {
             webhooks: Mutex::default(),
             deliveries: Mutex::default(),
             stats: Mutex::default(),
+            behaviour: Mutex::new(behaviour),
             links: Mutex::default(),
             search_cache: Mutex::default(),
             outbox,
@@ -396,6 +509,39 @@ impl Simulator {
         lock(&self.inner.faults).fail_next = statuses.iter().rev().copied().collect();
     }
 
+    /// The next `n` API calls answer `status`.
+    pub fn fail_next_n(&self, status: u16, n: usize) {
+        self.fail_next(&vec![status; n]);
+    }
+
+    /// The next `n` API calls are never answered (the client's timeout decides).
+    pub fn hang_next(&self, n: usize) {
+        lock(&self.inner.faults).hang_next = n;
+    }
+
+    /// Changes the switches from now on.
+    pub fn set_behaviour(&self, change: impl FnOnce(&mut Behaviour)) {
+        change(&mut lock(&self.inner.behaviour));
+    }
+
+    /// Adds a file version to an asset, as "upload new version" in the UI would (announced as an
+    /// edit); returns the new version number.
+    pub fn new_version(&self, record_id: &str, file_name: &str) -> Option<u32> {
+        let number = self.inner.store().new_version(record_id, file_name)?;
+        self.inner.announce(Change::Edited(record_id.to_owned()));
+        Some(number)
+    }
+
+    /// The folder at a path of titles, if it exists.
+    pub fn folder_at(&self, path: &str) -> Option<Folder> {
+        lock(&self.inner.store).find_folder_path(path).cloned()
+    }
+
+    /// Every folder.
+    pub fn folders(&self) -> Vec<Folder> {
+        lock(&self.inner.store).folders.values().cloned().collect()
+    }
+
     /// Forgets every issued token (a fail-over to another server): the next call gets 401.
     pub fn expire_tokens(&self) {
         lock(&self.inner.tokens).clear();
@@ -406,9 +552,15 @@ impl Simulator {
         lock(&self.inner.stats).clone()
     }
 
-    /// Adds a folder; returns its RecordID.
+    /// Adds a top-level folder; returns its RecordID.
     pub fn add_folder(&self, title: &str) -> String {
         self.inner.store().add_folder(title, None)
+    }
+
+    /// Adds the folders of a path of titles (`Projects/Bridge/Field`) that are missing; returns
+    /// the last one's RecordID.
+    pub fn add_folder_path(&self, path: &str) -> String {
+        self.inner.store().folder_path(path)
     }
 
     /// Adds an asset as an upload in the UI would (announced by webhook); returns its RecordID.
@@ -432,9 +584,9 @@ impl Simulator {
         Ok(())
     }
 
-    /// Deletes an asset (announced by webhook).
+    /// Deletes an asset (announced by webhook, listed by the deleted-objects API).
     pub fn delete(&self, record_id: &str) -> bool {
-        let removed = self.inner.store().assets.remove(record_id).is_some();
+        let removed = self.inner.store().delete(record_id);
         if removed {
             self.inner.announce(Change::Deleted(record_id.to_owned()));
         }
@@ -462,23 +614,13 @@ impl Simulator {
     pub fn seed(&self, seed: &Seed) -> Result<usize, UpdateError> {
         let mut store = self.inner.store();
         for folder in &seed.folders {
-            let parent = folder
-                .parent
-                .as_deref()
-                .map(|p| {
-                    store
-                        .resolve_folder(p)
-                        .map(|f| f.record_id.clone())
-                        .ok_or_else(|| UpdateError::NoFolder(p.to_owned()))
-                })
-                .transpose()?;
-            store.add_folder(&folder.title, parent);
+            store.folder_path(&folder.path);
         }
         for asset in &seed.assets {
             let mut fields = asset.fields.clone();
             if let Some(folder) = &asset.folder {
                 let id = store
-                    .resolve_folder(folder)
+                    .find_folder_path(folder)
                     .map(|f| f.record_id.clone())
                     .ok_or_else(|| UpdateError::NoFolder(folder.clone()))?;
                 fields.insert("CoreField.Parent-folder".into(), id);
@@ -514,7 +656,7 @@ impl Simulator {
         };
         let mut store = self.inner.store();
         let folders: Vec<String> = (0..50)
-            .map(|i| store.add_folder(&format!("Generated/Folder {i:02}"), None))
+            .map(|i| store.folder_path(&format!("Generated/Folder {i:02}")))
             .collect();
         for i in 0..count {
             let month = 1 + next(12);

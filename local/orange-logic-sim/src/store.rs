@@ -1,11 +1,16 @@
-//! The simulator's in-memory DAM: folders, assets with versions, fields (core and custom
-//! prefixed), allowed values, dates; the search query subset; the DataTable operators.
+//! The simulator's in-memory DAM: folders (a tree of titles), assets with a type, a subtype and
+//! versions, fields (core and custom prefixed, matched ignoring case and answered in the
+//! instance's own spelling), allowed values, dates kept as instants and written in the instance's
+//! style and time zone; the search query subset; the DataTable operators; the deletion log.
 
+use jiff::civil::DateTime;
+use jiff::tz::TimeZone;
+use jiff::{Timestamp, ZonedDateTime};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Core fields every asset may carry.
-pub const CORE_FIELDS: [&str; 14] = [
+pub const CORE_FIELDS: [&str; 16] = [
     "CoreField.Title",
     "CoreField.Description",
     "CoreField.Keywords",
@@ -15,19 +20,130 @@ pub const CORE_FIELDS: [&str; 14] = [
     "CoreField.ExpirationDate",
     "CoreField.ProjectTag",
     "CoreField.Photographer",
+    "CoreField.DocType",
     "CoreField.DocSubType",
     "CoreField.Parent-folder",
     "CoreField.Visibility-class",
     "CoreField.CreateDate",
     "CoreField.EditDate",
+    "CoreField.Version",
 ];
 
 /// Fields the DAM maintains itself; writes to them are ignored like Orange Logic's read-only fields.
-const READ_ONLY: [&str; 3] = [
+const READ_ONLY: [&str; 6] = [
     "CoreField.CreateDate",
     "CoreField.EditDate",
     "CoreField.Identifier",
+    "CoreField.DocType",
+    "CoreField.DocSubType",
+    "CoreField.Version",
 ];
+
+/// Date fields of the default instance.
+pub const DEFAULT_DATE_FIELDS: [&str; 4] = [
+    "CoreField.CreateDate",
+    "CoreField.EditDate",
+    "CoreField.ExpirationDate",
+    "Custom.LicenceEnd",
+];
+
+/// How the instance writes dates in its answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DateStyle {
+    /// `yyyy-MM-ddTHH:mm:ss` (the API's documented default).
+    Iso,
+    /// The US display format, `M/d/yyyy h:mm:ss tt` (`11/22/2019 10:23:19 AM`), as searches
+    /// answer without `DateFormat`.
+    Display,
+}
+
+/// The instance's time zone and date style.
+#[derive(Debug, Clone)]
+pub struct Clock {
+    /// Dates without an offset are local to this zone.
+    pub zone: TimeZone,
+    /// How dates are written.
+    pub style: DateStyle,
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Self {
+            zone: TimeZone::UTC,
+            style: DateStyle::Iso,
+        }
+    }
+}
+
+const STORED: &str = "%Y-%m-%dT%H:%M:%S";
+const DISPLAY: &str = "%-m/%-d/%Y %-I:%M:%S %p";
+/// The documented date format of search criteria (`1977-04-22T16.00.00`).
+pub const SEARCH_DATE: &str = "%Y-%m-%dT%H.%M.%S";
+
+impl Clock {
+    fn local(&self, civil: DateTime) -> Option<Timestamp> {
+        civil
+            .to_zoned_datetime(self.zone.clone())
+            .ok()
+            .map(|z: ZonedDateTime| z.timestamp())
+    }
+
+    /// A stored (UTC) date as the instance writes it.
+    pub fn render(&self, stored: &str) -> String {
+        let Some(at) = parse_stored(stored) else {
+            return stored.to_owned();
+        };
+        let local = at.to_zoned_datetime(self.zone.clone());
+        match self.style {
+            DateStyle::Iso => local.strftime(STORED).to_string(),
+            DateStyle::Display => local.strftime(DISPLAY).to_string(),
+        }
+    }
+
+    /// A date written to the instance (ISO, local unless it has an offset, or the display
+    /// format) as stored.
+    pub fn accept(&self, text: &str) -> Option<String> {
+        let text = text.trim();
+        let at = text
+            .parse::<Timestamp>()
+            .ok()
+            .or_else(|| self.local(text.parse::<DateTime>().ok()?))
+            .or_else(|| {
+                let civil = jiff::fmt::strtime::parse(DISPLAY, text)
+                    .ok()?
+                    .to_datetime()
+                    .ok()?;
+                self.local(civil)
+            })?;
+        Some(stored(at))
+    }
+
+    /// A search criterion's date: the documented `YYYY-MM-DDTHH.MM.SS`, or a plain date.
+    pub fn criterion(&self, text: &str) -> Option<Timestamp> {
+        let text = text.trim();
+        [SEARCH_DATE, "%Y-%m-%d"].iter().find_map(|format| {
+            let civil = jiff::fmt::strtime::parse(format, text)
+                .ok()?
+                .to_datetime()
+                .ok()?;
+            self.local(civil)
+        })
+    }
+}
+
+fn parse_stored(text: &str) -> Option<Timestamp> {
+    let civil: DateTime = text.parse().ok()?;
+    civil
+        .to_zoned_datetime(TimeZone::UTC)
+        .ok()
+        .map(|z| z.timestamp())
+}
+
+fn stored(at: Timestamp) -> String {
+    at.to_zoned_datetime(TimeZone::UTC)
+        .strftime(STORED)
+        .to_string()
+}
 
 /// One stored file version.
 #[derive(Debug, Clone, Serialize)]
@@ -49,10 +165,35 @@ pub struct Asset {
     pub record_id: String,
     /// Unique (system) identifier.
     pub identifier: String,
-    /// Field values; multi-values joined with `|`.
+    /// Field values in the instance's spelling; multi-values joined with `|`; dates stored UTC.
     pub fields: BTreeMap<String, String>,
     /// File versions.
     pub versions: Vec<Version>,
+}
+
+impl Asset {
+    /// The value of `field`, ignoring ASCII case.
+    pub fn field(&self, field: &str) -> Option<&str> {
+        self.fields
+            .get(field)
+            .or_else(|| {
+                self.fields
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(field))
+                    .map(|(_, v)| v)
+            })
+            .map(String::as_str)
+    }
+
+    /// Its document type (`Image` unless set).
+    pub fn doc_type(&self) -> &str {
+        self.field("CoreField.DocType").unwrap_or("Image")
+    }
+
+    /// Its subtype (`Default` unless set).
+    pub fn doc_subtype(&self) -> &str {
+        self.field("CoreField.DocSubType").unwrap_or("Default")
+    }
 }
 
 /// A folder.
@@ -67,6 +208,17 @@ pub struct Folder {
     /// Parent folder RecordID.
     #[serde(default)]
     pub parent: Option<String>,
+}
+
+/// A deleted asset, as the deleted-objects API lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deletion {
+    /// RecordID.
+    pub record_id: String,
+    /// Unique identifier.
+    pub identifier: String,
+    /// When, stored UTC.
+    pub at: String,
 }
 
 /// A change that Orange Logic would announce by webhook.
@@ -103,8 +255,11 @@ pub enum UpdateError {
     #[error("value {value:?} is not allowed in {field}")]
     NotAllowed { field: String, value: String },
     /// A folder reference resolved to nothing.
-    #[error("folder reference {0} does not resolve")]
+    #[error("folder reference {0} does not resolve to a folder RecordID")]
     NoFolder(String),
+    /// A date field was given something that is not a date.
+    #[error("{field} needs a date")]
+    NotADate { field: String },
 }
 
 /// The DAM's content.
@@ -118,31 +273,75 @@ pub struct Store {
     pub custom_fields: BTreeSet<String>,
     /// Fields whose values come from a list.
     pub allowed_values: BTreeMap<String, BTreeSet<String>>,
+    /// Lower-case name → the instance's spelling.
+    spelling: BTreeMap<String, String>,
+    /// Date fields (instance spelling).
+    pub date_fields: BTreeSet<String>,
+    /// Deleted assets, oldest first.
+    pub deleted: Vec<Deletion>,
+    /// The instance's time zone and date style.
+    pub clock: Clock,
     next_id: u64,
     /// Incremented on every change (invalidates cached search results).
     pub generation: u64,
-    /// The clock: set by the simulator before each mutation (`yyyy-MM-ddTHH:mm:ss`).
+    /// The clock: set by the simulator before each mutation (UTC `yyyy-MM-ddTHH:mm:ss`).
     pub now: String,
 }
 
 impl Store {
-    /// An empty instance with these custom fields and value lists.
+    /// An empty instance with these custom fields and value lists; `spellings` overrides how the
+    /// instance spells some fields (`CoreField.photographer`).
     pub fn new(
         custom_fields: BTreeSet<String>,
         allowed_values: BTreeMap<String, BTreeSet<String>>,
+        spellings: &[String],
     ) -> Self {
-        Self {
+        let mut store = Self {
             custom_fields,
-            allowed_values,
             ..Self::default()
+        };
+        let known: Vec<String> = CORE_FIELDS
+            .iter()
+            .map(|f| (*f).to_owned())
+            .chain(store.custom_fields.iter().cloned())
+            .collect();
+        for field in known {
+            store.spelling.insert(field.to_ascii_lowercase(), field);
         }
+        for spelt in spellings {
+            store
+                .spelling
+                .insert(spelt.to_ascii_lowercase(), spelt.clone());
+        }
+        store.custom_fields = store
+            .custom_fields
+            .iter()
+            .filter_map(|f| store.canonical(f))
+            .collect();
+        store.allowed_values = allowed_values
+            .into_iter()
+            .filter_map(|(k, v)| Some((store.canonical(&k)?, v)))
+            .collect();
+        store.date_fields = DEFAULT_DATE_FIELDS
+            .iter()
+            .filter_map(|f| store.canonical(f))
+            .collect();
+        store
+    }
+
+    /// The instance's spelling of `field`, if the instance has it (matched ignoring case).
+    pub fn canonical(&self, field: &str) -> Option<String> {
+        self.spelling.get(&field.to_ascii_lowercase()).cloned()
     }
 
     /// Whether `field` exists on this instance.
     pub fn knows_field(&self, field: &str) -> bool {
-        CORE_FIELDS.contains(&field)
-            || self.custom_fields.contains(field)
-            || field == "CoreField.Identifier"
+        self.canonical(field).is_some() || is_identifier(field)
+    }
+
+    fn is_date(&self, field: &str) -> bool {
+        self.canonical(field)
+            .is_some_and(|f| self.date_fields.contains(&f))
     }
 
     /// A fresh RecordID and identifier.
@@ -167,34 +366,91 @@ impl Store {
         record_id
     }
 
-    /// The folder a RecordID, identifier or title names.
-    pub fn resolve_folder(&self, reference: &str) -> Option<&Folder> {
-        self.folders.get(reference).or_else(|| {
-            self.folders
+    /// The folder at `path` (titles separated by `/`, from the top), creating what is missing.
+    pub fn folder_path(&mut self, path: &str) -> String {
+        let mut parent: Option<String> = None;
+        for title in path.split('/').map(str::trim).filter(|t| !t.is_empty()) {
+            let existing = self
+                .folders
                 .values()
-                .find(|f| f.identifier == reference || f.title == reference)
-        })
+                .find(|f| f.title == title && f.parent == parent)
+                .map(|f| f.record_id.clone());
+            let id = existing.unwrap_or_else(|| self.add_folder(title, parent.clone()));
+            parent = Some(id);
+        }
+        parent.unwrap_or_else(|| self.add_folder(path, None))
     }
 
-    /// Adds an asset with `fields`; dates are set from the clock unless given.
+    /// The folder at `path`, if it exists.
+    pub fn find_folder_path(&self, path: &str) -> Option<&Folder> {
+        let mut parent: Option<&str> = None;
+        let mut found = None;
+        for title in path.split('/').map(str::trim).filter(|t| !t.is_empty()) {
+            let folder = self
+                .folders
+                .values()
+                .find(|f| f.title == title && f.parent.as_deref() == parent)?;
+            parent = Some(&folder.record_id);
+            found = Some(folder);
+        }
+        found
+    }
+
+    /// The folder a RecordID names: Orange Logic's upload and parent-folder parameters take a
+    /// folder's RecordID, not its title.
+    pub fn resolve_folder(&self, record_id: &str) -> Option<&Folder> {
+        self.folders.get(record_id.trim())
+    }
+
+    /// Adds an asset with `fields` (names taken in the instance's spelling; dates as written to
+    /// the instance); dates are set from the clock unless given.
     pub fn add_asset(&mut self, fields: BTreeMap<String, String>) -> String {
         let (record_id, identifier) = self.new_ids();
+        let fields = fields
+            .into_iter()
+            .map(|(k, v)| {
+                let name = self.canonical(&k).unwrap_or(k);
+                let value = if self.date_fields.contains(&name) {
+                    self.clock.accept(&v).unwrap_or(v)
+                } else {
+                    v
+                };
+                (name, value)
+            })
+            .collect();
         let mut asset = Asset {
             record_id: record_id.clone(),
             identifier,
             fields,
             versions: Vec::new(),
         };
-        asset
-            .fields
-            .entry("CoreField.CreateDate".into())
-            .or_insert_with(|| self.now.clone());
-        asset
-            .fields
-            .entry("CoreField.EditDate".into())
-            .or_insert_with(|| self.now.clone());
+        for date in ["CoreField.CreateDate", "CoreField.EditDate"] {
+            asset
+                .fields
+                .entry(date.into())
+                .or_insert_with(|| self.now.clone());
+        }
+        let version = self
+            .canonical("CoreField.Version")
+            .unwrap_or_else(|| "CoreField.Version".into());
+        asset.fields.entry(version).or_insert_with(|| "1".into());
         self.assets.insert(record_id.clone(), asset);
         record_id
+    }
+
+    /// Deletes an asset, logging when.
+    pub fn delete(&mut self, record_id: &str) -> bool {
+        match self.assets.remove(record_id) {
+            Some(asset) => {
+                self.deleted.push(Deletion {
+                    record_id: asset.record_id,
+                    identifier: asset.identifier,
+                    at: self.now.clone(),
+                });
+                true
+            }
+            None => false,
+        }
     }
 
     /// The asset a key names: RecordID, or the identifier fields.
@@ -208,7 +464,8 @@ impl Store {
         }
     }
 
-    /// Applies DataTable assignments to one asset; returns the fields ignored as unknown.
+    /// Applies DataTable assignments to one asset; returns the fields ignored as unknown or
+    /// read-only. Nothing is applied when one assignment fails.
     pub fn update(
         &mut self,
         record_id: &str,
@@ -220,27 +477,37 @@ impl Store {
         let mut ignored = Vec::new();
         let mut resolved = Vec::new();
         for (field, op, value) in assignments {
-            if !self.knows_field(field) || READ_ONLY.contains(&field.as_str()) {
+            let Some(name) = self.canonical(field) else {
+                ignored.push(format!("{field}{}", op_suffix(*op)));
+                continue;
+            };
+            if READ_ONLY.iter().any(|r| r.eq_ignore_ascii_case(&name)) {
                 ignored.push(format!("{field}{}", op_suffix(*op)));
                 continue;
             }
-            let value = if field == "CoreField.Parent-folder" {
+            let value = if name == "CoreField.Parent-folder" {
                 let reference = folder_reference(value);
                 self.resolve_folder(&reference)
                     .map(|f| f.record_id.clone())
                     .ok_or(UpdateError::NoFolder(reference))?
+            } else if self.is_date(&name) && !value.trim().is_empty() {
+                self.clock
+                    .accept(value)
+                    .ok_or_else(|| UpdateError::NotADate {
+                        field: name.clone(),
+                    })?
             } else {
                 value.clone()
             };
-            if let (Some(allowed), Op::Set | Op::Add) = (self.allowed_values.get(field), op)
+            if let (Some(allowed), Op::Set | Op::Add) = (self.allowed_values.get(&name), op)
                 && let Some(bad) = split(&value).find(|v| !allowed.contains(*v))
             {
                 return Err(UpdateError::NotAllowed {
-                    field: field.clone(),
+                    field: name,
                     value: bad.to_owned(),
                 });
             }
-            resolved.push((field.clone(), *op, value));
+            resolved.push((name, *op, value));
         }
         let now = self.now.clone();
         let mut created_values = Vec::new();
@@ -249,6 +516,15 @@ impl Store {
             .get_mut(record_id)
             .ok_or_else(|| UpdateError::NoRecord(record_id.to_owned()))?;
         for (field, op, value) in resolved {
+            // Text fields keep a `:=` value whole (a comment log holds newlines and any
+            // character); list fields take `|`-separated values.
+            if op == Op::Set
+                && !self.allowed_values.contains_key(&field)
+                && field != "CoreField.Keywords"
+            {
+                asset.fields.insert(field, value);
+                continue;
+            }
             let current = asset.fields.get(&field).cloned().unwrap_or_default();
             let mut values: Vec<String> = split(&current).map(str::to_owned).collect();
             match op {
@@ -266,6 +542,7 @@ impl Store {
                 Op::Remove if value.is_empty() => values.clear(),
                 Op::Remove => values.retain(|x| !split(&value).any(|v| v == x)),
             }
+            values.retain(|v| !v.is_empty());
             asset.fields.insert(field, values.join("|"));
         }
         asset.fields.insert("CoreField.EditDate".into(), now);
@@ -277,12 +554,44 @@ impl Store {
         Ok(ignored)
     }
 
+    /// Adds a file version (as "upload new version" would).
+    pub fn new_version(&mut self, record_id: &str, file_name: &str) -> Option<u32> {
+        let now = self.now.clone();
+        let asset = self.assets.get_mut(record_id)?;
+        // Seeded assets stand for one version that was never uploaded here.
+        let number = (asset.versions.len() as u32).max(1) + 1;
+        asset.versions.push(Version {
+            number,
+            file_name: file_name.to_owned(),
+            size: 0,
+            sha256: String::new(),
+        });
+        asset.fields.insert("CoreField.EditDate".into(), now);
+        let version = asset
+            .fields
+            .keys()
+            .find(|k| k.eq_ignore_ascii_case("CoreField.Version"))
+            .cloned()
+            .unwrap_or_else(|| "CoreField.Version".into());
+        asset.fields.insert(version, number.to_string());
+        Some(number)
+    }
+
+    /// A value as the instance writes it in an answer (dates in its style and zone).
+    pub fn written(&self, field: &str, value: &str) -> String {
+        if self.is_date(field) {
+            self.clock.render(value)
+        } else {
+            value.to_owned()
+        }
+    }
+
     /// The record DataTable returns for an asset.
     pub fn record(&self, asset: &Asset) -> serde_json::Map<String, serde_json::Value> {
         let mut record: serde_json::Map<String, serde_json::Value> = asset
             .fields
             .iter()
-            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(self.written(k, v))))
             .collect();
         record.insert("RecordID".into(), asset.record_id.clone().into());
         record.insert(
@@ -293,10 +602,28 @@ impl Store {
             "CoreField.Unique-identifier".into(),
             asset.identifier.clone().into(),
         );
+        record.insert("CoreField.DocType".into(), asset.doc_type().into());
+        record.insert("CoreField.DocSubType".into(), asset.doc_subtype().into());
         record
     }
 
-    /// The value of a search field for an asset.
+    /// The record DataTable returns for a folder.
+    pub fn folder_record(&self, folder: &Folder) -> serde_json::Map<String, serde_json::Value> {
+        let mut record = serde_json::Map::new();
+        record.insert("RecordID".into(), folder.record_id.clone().into());
+        record.insert(
+            "CoreField.Unique-identifier".into(),
+            folder.identifier.clone().into(),
+        );
+        record.insert("CoreField.Title".into(), folder.title.clone().into());
+        record.insert(
+            "CoreField.Parent-folder".into(),
+            folder.parent.clone().unwrap_or_default().into(),
+        );
+        record
+    }
+
+    /// The stored value of a search field for an asset (dates UTC; see [`Store::written`]).
     pub fn search_value<'a>(&'a self, asset: &'a Asset, field: &str) -> Option<&'a str> {
         let is = |name: &str| field.eq_ignore_ascii_case(name);
         if is("RecordID") || is("MediaEncryptedIdentifier") {
@@ -308,24 +635,118 @@ impl Store {
             Some(&asset.identifier)
         } else if is("ParentFolderIdentifier") {
             asset
-                .fields
-                .get("CoreField.Parent-folder")
+                .field("CoreField.Parent-folder")
                 .and_then(|f| self.folders.get(f))
                 .map(|f| f.identifier.as_str())
         } else if is("Title") {
-            asset.fields.get("CoreField.Title").map(String::as_str)
+            asset.field("CoreField.Title")
+        } else if is("CoreField.DocType") || is("DocType") {
+            Some(asset.doc_type())
+        } else if is("CoreField.DocSubType") || is("DocSubType") {
+            Some(asset.doc_subtype())
+        } else if is("GlobalEditDate") || is("EditDate") {
+            asset.field("CoreField.EditDate")
         } else {
-            asset.fields.get(field).map(String::as_str)
+            asset.field(field)
         }
     }
 
-    /// Assets matching `query`, in RecordID order.
-    pub fn search<'a>(&'a self, query: &Query) -> impl Iterator<Item = &'a Asset> + 'a {
-        let query = query.clone();
-        self.assets
-            .values()
-            .filter(move |asset| query.matches(|field| self.search_value(asset, field)))
+    fn is_date_criterion(&self, field: &str) -> bool {
+        ["GlobalEditDate", "EditDate", "CreateDate"]
+            .iter()
+            .any(|f| f.eq_ignore_ascii_case(field))
+            || self.is_date(field)
     }
+
+    /// Assets matching `query`, in RecordID order. Date ranges must use the documented format.
+    pub fn search<'a>(&'a self, query: &Query) -> Result<Vec<&'a Asset>, QueryError> {
+        let mut bounds = Vec::new();
+        for criterion in &query.0 {
+            if let Criterion::AtLeast(field, value) | Criterion::AtMost(field, value) = criterion {
+                if self.is_date_criterion(field) {
+                    let at = self.clock.criterion(value).ok_or_else(|| {
+                        QueryError(format!("{field}: dates are written YYYY-MM-DDTHH.MM.SS"))
+                    })?;
+                    bounds.push(Some(at));
+                } else {
+                    bounds.push(None);
+                }
+            } else {
+                bounds.push(None);
+            }
+        }
+        Ok(self
+            .assets
+            .values()
+            .filter(|asset| {
+                query.0.iter().zip(&bounds).all(|(criterion, bound)| {
+                    let value_of = |field: &str| self.search_value(asset, field);
+                    let instant = |field: &str| value_of(field).and_then(parse_stored);
+                    match (criterion, bound) {
+                        (Criterion::Equals(field, wanted), _) => value_of(field).is_some_and(|v| {
+                            v.eq_ignore_ascii_case(wanted)
+                                || split(v).any(|v| v.eq_ignore_ascii_case(wanted))
+                        }),
+                        (Criterion::AtLeast(field, _), Some(at)) => {
+                            instant(field).is_some_and(|v| v >= *at)
+                        }
+                        (Criterion::AtMost(field, _), Some(at)) => {
+                            instant(field).is_some_and(|v| v <= *at)
+                        }
+                        (Criterion::AtLeast(field, bound), None) => {
+                            value_of(field).is_some_and(|v| !v.is_empty() && v >= bound.as_str())
+                        }
+                        (Criterion::AtMost(field, bound), None) => {
+                            value_of(field).is_some_and(|v| !v.is_empty() && v <= bound.as_str())
+                        }
+                    }
+                })
+            })
+            .collect())
+    }
+
+    /// Sorts search results as `sort` says: `<field> asc|desc` (dates as instants), or the
+    /// named orders that change nothing here (`Relevancy`, `Newest`).
+    pub fn sort(&self, assets: &mut [&Asset], sort: &str) -> Result<(), QueryError> {
+        let sort = sort.trim();
+        if sort.is_empty() || sort.eq_ignore_ascii_case("Relevancy") {
+            return Ok(());
+        }
+        if sort.eq_ignore_ascii_case("Newest") {
+            return self.sort(assets, "CoreField.CreateDate desc");
+        }
+        let (field, direction) = sort.rsplit_once(' ').unwrap_or((sort, "asc"));
+        let descending = match direction.to_ascii_lowercase().as_str() {
+            "asc" => false,
+            "desc" => true,
+            _ => return Err(QueryError(format!("unsupported sort {sort:?}"))),
+        };
+        let field = field.trim();
+        if !self.knows_field(field) && !self.is_date_criterion(field) {
+            return Err(QueryError(format!("unknown sort field {field:?}")));
+        }
+        let date = self.is_date_criterion(field);
+        assets.sort_by(|a, b| {
+            let (x, y) = (self.search_value(a, field), self.search_value(b, field));
+            let order = if date {
+                x.and_then(parse_stored).cmp(&y.and_then(parse_stored))
+            } else {
+                x.cmp(&y)
+            };
+            if descending { order.reverse() } else { order }
+        });
+        Ok(())
+    }
+}
+
+fn is_identifier(field: &str) -> bool {
+    [
+        "RecordID",
+        "CoreField.Identifier",
+        "CoreField.Unique-identifier",
+    ]
+    .iter()
+    .any(|f| f.eq_ignore_ascii_case(field))
 }
 
 fn op_suffix(op: Op) -> &'static str {
@@ -356,14 +777,14 @@ fn split(value: &str) -> impl Iterator<Item = &str> {
     value.split('|').map(str::trim).filter(|v| !v.is_empty())
 }
 
-/// A folder reference: a plain id, or a sub-call `[...:Read?RecordID=X]` / `[...Unique-Identifier=X]`.
+/// A folder reference: a plain RecordID, or a sub-call `[...:Read?RecordID=X]`.
 fn folder_reference(value: &str) -> String {
     let inner = value.trim();
     match inner.strip_prefix('[').and_then(|v| v.strip_suffix(']')) {
-        Some(call) => call
-            .rsplit_once('=')
-            .map(|(_, id)| id.to_owned())
-            .unwrap_or_default(),
+        Some(call) => match call.rsplit_once('?').map(|(_, q)| q.split_once('=')) {
+            Some(Some((key, id))) if key.eq_ignore_ascii_case("RecordID") => id.to_owned(),
+            _ => String::new(),
+        },
         None => inner.to_owned(),
     }
 }
@@ -406,20 +827,6 @@ impl Query {
         }
         Ok(Self(criteria))
     }
-
-    fn matches<'a>(&self, value_of: impl Fn(&str) -> Option<&'a str>) -> bool {
-        self.0.iter().all(|criterion| match criterion {
-            Criterion::Equals(field, wanted) => value_of(field).is_some_and(|v| {
-                v.eq_ignore_ascii_case(wanted) || split(v).any(|v| v.eq_ignore_ascii_case(wanted))
-            }),
-            Criterion::AtLeast(field, bound) => {
-                value_of(field).is_some_and(|v| !v.is_empty() && v >= bound.as_str())
-            }
-            Criterion::AtMost(field, bound) => {
-                value_of(field).is_some_and(|v| !v.is_empty() && v <= bound.as_str())
-            }
-        })
-    }
 }
 
 fn unquote(value: &str) -> String {
@@ -455,20 +862,21 @@ mod tests {
     use super::*;
 
     fn store() -> Store {
-        let mut store = Store {
-            now: "2026-11-26T10:00:00".into(),
-            ..Store::default()
-        };
-        store.custom_fields.insert("Custom.Campaign".into());
-        store.allowed_values.insert(
-            "CoreField.Status".into(),
-            ["Draft", "Approved"].map(String::from).into(),
+        let mut store = Store::new(
+            ["Custom.Campaign".to_owned()].into(),
+            [(
+                "CoreField.Status".to_owned(),
+                ["Draft", "Approved"].map(String::from).into(),
+            )]
+            .into(),
+            &[],
         );
+        store.now = "2026-11-26T10:00:00".into();
         store
     }
 
     #[test]
-    fn queries_combine_equality_quotes_and_ranges() {
+    fn queries_combine_equality_quotes_and_date_ranges_in_the_documented_format() {
         let mut store = store();
         let fields = |status: &str, date: &str| {
             [
@@ -481,11 +889,21 @@ mod tests {
         store.add_asset(fields("Draft", "2026-11-01T00:00:00"));
         store.add_asset(fields("Approved", "2026-11-20T00:00:00"));
         let query = Query::parse(
-            r#"Custom.Campaign:"Super Bowl" AND CoreField.EditDate>:2026-11-10T00:00:00"#,
+            r#"Custom.Campaign:"Super Bowl" AND CoreField.EditDate>:2026-11-10T00.00.00"#,
         )
         .expect("query");
-        let found: Vec<_> = store.search(&query).map(|a| a.identifier.clone()).collect();
+        let found: Vec<_> = store
+            .search(&query)
+            .expect("search")
+            .iter()
+            .map(|a| a.identifier.clone())
+            .collect();
         assert_eq!(found, ["SIM2"]);
+        let colons = Query::parse("CoreField.EditDate>:2026-11-10T00:00:00").expect("query");
+        assert!(
+            store.search(&colons).is_err(),
+            "only the documented date format"
+        );
     }
 
     #[test]
@@ -514,7 +932,20 @@ mod tests {
     }
 
     #[test]
-    fn a_folder_sub_call_resolves_to_the_folder() {
+    fn field_names_match_ignoring_case_and_answer_in_the_instance_spelling() {
+        let mut store = Store::new(
+            BTreeSet::new(),
+            BTreeMap::new(),
+            &["CoreField.photographer".into()],
+        );
+        let id = store.add_asset([("CoreField.Photographer".to_owned(), "A".to_owned())].into());
+        let record = store.record(&store.assets[&id]);
+        assert_eq!(record["CoreField.photographer"], "A");
+        assert!(!record.contains_key("CoreField.Photographer"));
+    }
+
+    #[test]
+    fn a_folder_sub_call_resolves_by_record_id_only() {
         let mut store = store();
         let folder = store.add_folder("Field", None);
         let id = store.add_asset(BTreeMap::new());
@@ -527,5 +958,49 @@ mod tests {
             )
             .expect("moved");
         assert_eq!(store.assets[&id].fields["CoreField.Parent-folder"], folder);
+        let by_title = store.update(
+            &id,
+            &[("CoreField.Parent-folder".into(), Op::Set, "Field".into())],
+        );
+        assert!(matches!(by_title, Err(UpdateError::NoFolder(_))));
+    }
+
+    #[test]
+    fn dates_are_written_in_the_display_style_and_the_instance_zone() {
+        let clock = Clock {
+            zone: TimeZone::get("America/New_York").expect("zone"),
+            style: DateStyle::Display,
+        };
+        assert_eq!(
+            clock.render("2019-11-22T15:23:19"),
+            "11/22/2019 10:23:19 AM"
+        );
+        assert_eq!(clock.render("2027-01-01T05:00:01"), "1/1/2027 12:00:01 AM");
+        assert_eq!(
+            clock.accept("11/22/2019 10:23:19 AM").as_deref(),
+            Some("2019-11-22T15:23:19")
+        );
+        assert_eq!(
+            clock
+                .criterion("2019-11-22T10.23.19")
+                .map(stored)
+                .as_deref(),
+            Some("2019-11-22T15:23:19")
+        );
+    }
+
+    #[test]
+    fn folder_paths_are_trees_of_titles() {
+        let mut store = store();
+        let field = store.folder_path("Projects/Bridge/Field");
+        assert_eq!(store.folder_path("Projects/Bridge/Field"), field);
+        assert_eq!(store.folders.len(), 3);
+        assert_eq!(
+            store
+                .find_folder_path("Projects/Bridge/Field")
+                .map(|f| f.record_id.clone()),
+            Some(field)
+        );
+        assert!(store.find_folder_path("Projects/Field").is_none());
     }
 }

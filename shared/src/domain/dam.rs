@@ -3,6 +3,9 @@
 //! Pure: no I/O, so every rule is unit-tested without async.
 
 use crate::connector_config::{DamConcept, DamSettings};
+use jiff::civil::DateTime;
+use jiff::tz::TimeZone;
+use jiff::{Timestamp, ZonedDateTime};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -270,16 +273,160 @@ pub struct AssetSnapshot {
     pub fields: BTreeMap<String, String>,
 }
 
+impl AssetSnapshot {
+    /// The value of `name`, matched as Orange Logic matches field names: exactly, else ignoring
+    /// ASCII case (`CoreField.photographer` is `CoreField.Photographer`).
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.fields
+            .get(name)
+            .or_else(|| {
+                self.fields
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v)
+            })
+            .map(String::as_str)
+    }
+}
+
+/// An instant as an Orange Logic date denotes it, to the second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DamInstant(Timestamp);
+
+impl DamInstant {
+    /// The instant `seconds` after the Unix epoch.
+    pub fn from_unix_seconds(seconds: i64) -> Option<Self> {
+        Timestamp::from_second(seconds).ok().map(Self)
+    }
+
+    /// Seconds since the Unix epoch.
+    pub fn unix_seconds(self) -> i64 {
+        self.0.as_second()
+    }
+
+    /// The instant `seconds` earlier (saturating at the earliest representable instant).
+    pub fn minus_seconds(self, seconds: i64) -> Self {
+        Self::from_unix_seconds(self.unix_seconds().saturating_sub(seconds)).unwrap_or(self)
+    }
+
+    /// The connector's own spelling: UTC `yyyy-MM-ddTHH:mm:ss`. Used for the watermark, stored
+    /// states and domain events, so that text order is time order.
+    pub fn canonical(self) -> String {
+        self.0
+            .to_zoned_datetime(TimeZone::UTC)
+            .strftime("%Y-%m-%dT%H:%M:%S")
+            .to_string()
+    }
+
+    /// Reads [`DamInstant::canonical`] back (or any ISO 8601 text, UTC unless it has an offset).
+    pub fn parse_canonical(text: &str) -> Option<Self> {
+        parse_iso(text.trim(), &TimeZone::UTC)
+    }
+}
+
+fn second_of(timestamp: Timestamp) -> DamInstant {
+    DamInstant(Timestamp::from_second(timestamp.as_second()).unwrap_or(timestamp))
+}
+
+fn parse_iso(text: &str, zone: &TimeZone) -> Option<DamInstant> {
+    if let Ok(timestamp) = text.parse::<Timestamp>() {
+        return Some(second_of(timestamp));
+    }
+    let civil: DateTime = text.parse().ok()?;
+    civil
+        .to_zoned_datetime(zone.clone())
+        .ok()
+        .map(|z| second_of(z.timestamp()))
+}
+
+/// A date setting that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a known IANA time zone name")]
+pub struct UnknownTimeZone(pub String);
+
+/// How this instance writes dates and how its search syntax wants them: ISO 8601 always, the
+/// configured display formats (`11/22/2019 10:23:19 AM`), in the instance's time zone.
+#[derive(Debug, Clone)]
+pub struct DamDates {
+    zone: TimeZone,
+    formats: Vec<String>,
+    search_format: String,
+}
+
+impl Default for DamDates {
+    fn default() -> Self {
+        Self::from_settings(&crate::connector_config::DamDates::default()).unwrap_or_else(|_| {
+            Self {
+                zone: TimeZone::UTC,
+                formats: Vec::new(),
+                search_format: "%Y-%m-%dT%H.%M.%S".into(),
+            }
+        })
+    }
+}
+
+impl DamDates {
+    /// From the `dam.dates` settings.
+    pub fn from_settings(
+        settings: &crate::connector_config::DamDates,
+    ) -> Result<Self, UnknownTimeZone> {
+        let zone = TimeZone::get(&settings.time_zone)
+            .map_err(|_| UnknownTimeZone(settings.time_zone.clone()))?;
+        Ok(Self {
+            zone,
+            formats: settings.formats.clone(),
+            search_format: settings.search_format.clone(),
+        })
+    }
+
+    /// The instant `text` denotes, or `None` when it is empty or in no known format. A date
+    /// without an offset is local to the instance; one that falls into a daylight-saving gap or
+    /// overlap takes the earlier reading.
+    pub fn parse(&self, text: &str) -> Option<DamInstant> {
+        let text = text.trim();
+        if text.is_empty() {
+            return None;
+        }
+        parse_iso(text, &self.zone).or_else(|| {
+            self.formats.iter().find_map(|format| {
+                let broken = jiff::fmt::strtime::parse(format, text).ok()?;
+                let civil = broken.to_datetime().ok()?;
+                civil
+                    .to_zoned_datetime(self.zone.clone())
+                    .ok()
+                    .map(|z| second_of(z.timestamp()))
+            })
+        })
+    }
+
+    /// `at` written as the search syntax expects it: local to the instance, in the search format.
+    pub fn search_text(&self, at: DamInstant) -> String {
+        self.local_text(at, &self.search_format)
+    }
+
+    /// `at` local to the instance, in any strftime `format`.
+    pub fn local_text(&self, at: DamInstant, format: &str) -> String {
+        let local: ZonedDateTime = at.0.to_zoned_datetime(self.zone.clone());
+        local.strftime(format).to_string()
+    }
+
+    /// `text` in the canonical spelling when it is a date, else as it is (trimmed).
+    pub fn normalize(&self, text: &str) -> String {
+        self.parse(text)
+            .map_or_else(|| text.trim().to_owned(), DamInstant::canonical)
+    }
+}
+
 /// What the connector remembers of an asset between events.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct AssetState {
     /// Status value.
     #[serde(default)]
     pub status: Option<String>,
-    /// Expiry date as the DAM spells it.
+    /// Expiry date, canonical when it is a date the instance's formats read, else as spelt.
     #[serde(default)]
     pub expiry: Option<String>,
-    /// Licence end date as the DAM spells it.
+    /// Licence end date, canonical when it is a date, else as spelt.
     #[serde(default)]
     pub licence_end: Option<String>,
     /// Required fields that were empty.
@@ -288,9 +435,12 @@ pub struct AssetState {
     /// Whether the brand-compliance field said non-compliant.
     #[serde(default)]
     pub brand_blocked: bool,
-    /// The DAM's edit date when this state was seen.
+    /// The DAM's edit date when this state was seen, canonical (UTC `yyyy-MM-ddTHH:mm:ss`).
     #[serde(default)]
     pub edited_at: Option<String>,
+    /// The current file version when this state was seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 /// Why an asset is blocked.
@@ -335,6 +485,9 @@ pub enum DomainEventKind {
         /// New licence end date.
         licence_end: Option<String>,
     },
+    /// The asset was deleted in the DAM: its state is dropped, and flow 3 drops the alerts it
+    /// still has pending for it.
+    AssetDeleted,
 }
 
 /// The flow queue a domain event goes to.
@@ -359,7 +512,7 @@ impl DomainEventKind {
             | Self::MissingRequiredMetadata { .. }
             | Self::BlockedByPolicy { .. } => Flow::IssueAlert,
             Self::CampaignPackageApproved { .. } => Flow::Campaign,
-            Self::ExpiryChanged { .. } => Flow::RightsExpiry,
+            Self::ExpiryChanged { .. } | Self::AssetDeleted => Flow::RightsExpiry,
         }
     }
 
@@ -372,6 +525,7 @@ impl DomainEventKind {
             Self::BlockedByPolicy { .. } => "blocked_by_policy",
             Self::CampaignPackageApproved { .. } => "campaign_package_approved",
             Self::ExpiryChanged { .. } => "expiry_changed",
+            Self::AssetDeleted => "asset_deleted",
         }
     }
 }
@@ -383,9 +537,12 @@ pub struct DomainEvent {
     pub id: String,
     /// The asset.
     pub asset: AssetId,
-    /// The DAM's edit date of the version that caused it.
+    /// The DAM's edit date of the version that caused it (canonical, UTC).
     #[serde(default)]
     pub edited_at: Option<String>,
+    /// The asset's file version when it happened ("the version that was reviewed").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
     /// What happened.
     #[serde(flatten)]
     pub kind: DomainEventKind,
@@ -408,6 +565,8 @@ pub struct ChangeRules {
     doc_subtype_field: String,
     campaign_package_subtypes: Vec<String>,
     edit_date_field: String,
+    version_field: String,
+    dates: DamDates,
 }
 
 impl ChangeRules {
@@ -433,6 +592,31 @@ impl ChangeRules {
             doc_subtype_field: dam.doc_subtype_field.clone(),
             campaign_package_subtypes: dam.campaign_package_subtypes.clone(),
             edit_date_field: dam.edit_date_field.clone(),
+            version_field: dam.version_field.clone(),
+            // The time zone is validated with the rest of the configuration at cold start.
+            dates: DamDates::from_settings(&dam.dates).unwrap_or_default(),
+        }
+    }
+
+    /// How the instance writes dates.
+    pub fn dates(&self) -> &DamDates {
+        &self.dates
+    }
+
+    /// The instant `snapshot` was last edited, if its edit date reads as one.
+    pub fn edited_at(&self, snapshot: &AssetSnapshot) -> Option<DamInstant> {
+        self.dates.parse(snapshot.field(&self.edit_date_field)?)
+    }
+
+    /// The domain event telling the flows that `id` was deleted.
+    pub fn deleted(&self, id: &AssetId) -> DomainEvent {
+        let kind = DomainEventKind::AssetDeleted;
+        DomainEvent {
+            id: crate::crypto::sha256_hex(&[id.as_str().as_bytes(), b"\n", kind.tag().as_bytes()]),
+            asset: id.clone(),
+            edited_at: None,
+            version: None,
+            kind,
         }
     }
 
@@ -446,6 +630,7 @@ impl ChangeRules {
             self.brand_field.clone(),
             self.doc_subtype_field.clone(),
             self.edit_date_field.clone(),
+            self.version_field.clone(),
         ];
         fields.extend(self.required_fields.iter().cloned());
         fields.sort();
@@ -462,16 +647,16 @@ impl ChangeRules {
     pub fn observe(&self, snapshot: &AssetSnapshot) -> AssetState {
         let value = |name: &str| {
             snapshot
-                .fields
-                .get(name)
-                .map(|v| v.trim())
+                .field(name)
+                .map(str::trim)
                 .filter(|v| !v.is_empty())
                 .map(str::to_owned)
         };
+        let date = |name: &str| value(name).map(|v| self.dates.normalize(&v));
         AssetState {
             status: value(&self.status_field),
-            expiry: value(&self.expiry_field),
-            licence_end: value(&self.licence_end_field),
+            expiry: date(&self.expiry_field),
+            licence_end: date(&self.licence_end_field),
             missing_required: self
                 .required_fields
                 .iter()
@@ -480,7 +665,8 @@ impl ChangeRules {
                 .collect(),
             brand_blocked: value(&self.brand_field)
                 .is_some_and(|v| self.brand_blocked_values.contains(&v.to_lowercase())),
-            edited_at: value(&self.edit_date_field),
+            edited_at: date(&self.edit_date_field),
+            version: value(&self.version_field),
         }
     }
 
@@ -548,21 +734,26 @@ impl ChangeRules {
                 ]),
                 asset: snapshot.id.clone(),
                 edited_at: current.edited_at.clone(),
+                version: current.version.clone(),
                 kind,
             })
             .collect()
     }
 
     fn campaign_package(&self, snapshot: &AssetSnapshot) -> Option<String> {
-        let subtype = snapshot.fields.get(&self.doc_subtype_field)?;
-        if !self.campaign_package_subtypes.contains(subtype) {
+        let subtype = snapshot.field(&self.doc_subtype_field)?;
+        if !self
+            .campaign_package_subtypes
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(subtype.trim()))
+        {
             return None;
         }
         snapshot
-            .fields
-            .get(&self.campaign_field)
-            .filter(|c| !c.trim().is_empty())
-            .cloned()
+            .field(&self.campaign_field)
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(str::to_owned)
     }
 }
 
@@ -731,10 +922,128 @@ mod tests {
                 &[("CoreField.ExpirationDate", "2027-06-30")]
             ),
             [DomainEventKind::ExpiryChanged {
-                expiry: Some("2027-06-30".into()),
+                expiry: Some("2027-06-30T00:00:00".into()),
                 licence_end: None
             }]
         );
+    }
+
+    #[test]
+    fn the_same_expiry_in_another_format_is_no_change() {
+        assert!(
+            transition(
+                &[("CoreField.ExpirationDate", "2027-06-30T00:00:00")],
+                &[("CoreField.ExpirationDate", "6/30/2027 12:00:00 AM")]
+            )
+            .is_empty()
+        );
+    }
+
+    fn dates(zone: &str) -> DamDates {
+        DamDates::from_settings(&crate::connector_config::DamDates {
+            time_zone: zone.into(),
+            ..crate::connector_config::DamDates::default()
+        })
+        .expect("zone")
+    }
+
+    #[test]
+    fn display_format_dates_are_read_in_the_instance_time_zone() {
+        let dates = dates("America/New_York");
+        let at = dates
+            .parse("11/22/2019 10:23:19 AM")
+            .expect("display format");
+        assert_eq!(at.canonical(), "2019-11-22T15:23:19");
+        assert_eq!(dates.parse("2019-11-22T10:23:19"), Some(at));
+        assert_eq!(dates.parse("2019-11-22T15:23:19Z"), Some(at));
+        assert_eq!(dates.parse("2019-11-22T10:23:19.997"), Some(at));
+        assert_eq!(dates.search_text(at), "2019-11-22T10.23.19");
+        assert_eq!(
+            dates
+                .parse("1/5/2020 9:03:04 PM")
+                .expect("unpadded")
+                .canonical(),
+            "2020-01-06T02:03:04"
+        );
+        assert_eq!(dates.parse("soon"), None);
+        assert_eq!(dates.parse(" "), None);
+    }
+
+    #[test]
+    fn display_format_dates_order_by_time_across_month_and_year_ends() {
+        let dates = dates("UTC");
+        let texts = [
+            "9/30/2026 11:59:59 PM",
+            "10/1/2026 12:00:00 AM",
+            "12/31/2026 11:59:59 PM",
+            "1/1/2027 12:00:01 AM",
+            "1/1/2027 1:00:00 PM",
+        ];
+        let instants: Vec<DamInstant> = texts
+            .iter()
+            .map(|t| dates.parse(t).expect("date"))
+            .collect();
+        assert!(instants.windows(2).all(|w| w[0] < w[1]), "{instants:?}");
+        let mut as_text = texts;
+        as_text.sort_unstable();
+        assert_ne!(as_text, texts, "as text they would not be in time order");
+        let canonical: Vec<String> = instants.iter().map(|i| i.canonical()).collect();
+        let mut sorted = canonical.clone();
+        sorted.sort();
+        assert_eq!(
+            sorted, canonical,
+            "the canonical spelling sorts as time does"
+        );
+    }
+
+    #[test]
+    fn a_time_in_the_spring_forward_gap_takes_the_later_offset() {
+        let dates = dates("America/New_York");
+        let at = dates.parse("3/8/2026 2:30:00 AM").expect("gap");
+        assert_eq!(at.canonical(), "2026-03-08T07:30:00");
+    }
+
+    #[test]
+    fn a_field_under_another_case_is_not_missing() {
+        let rules = rules();
+        let mut snapshot = snapshot(&[("CoreField.Status", "Ready for Review")]);
+        let value = snapshot
+            .fields
+            .remove("CoreField.Photographer")
+            .expect("seeded");
+        snapshot
+            .fields
+            .insert("CoreField.photographer".into(), value);
+        let state = rules.observe(&snapshot);
+        assert!(
+            state.missing_required.is_empty(),
+            "{:?}",
+            state.missing_required
+        );
+        assert_eq!(
+            kinds(&rules.detect(&snapshot, None, &state)),
+            [DomainEventKind::ReadyForReview]
+        );
+    }
+
+    #[test]
+    fn events_carry_the_version_they_were_seen_at() {
+        let rules = rules();
+        let previous = rules.observe(&snapshot(&[("CoreField.Status", "Draft")]));
+        let now = snapshot(&[
+            ("CoreField.Status", "Ready for Review"),
+            ("CoreField.Version", "3"),
+        ]);
+        let events = rules.detect(&now, Some(&previous), &rules.observe(&now));
+        assert_eq!(events[0].version.as_deref(), Some("3"));
+    }
+
+    #[test]
+    fn a_deletion_event_is_stable_per_asset_and_goes_to_rights_expiry() {
+        let rules = rules();
+        let id = AssetId::parse("2RLQZBQ84U").expect("id");
+        assert_eq!(rules.deleted(&id), rules.deleted(&id));
+        assert_eq!(rules.deleted(&id).kind.flow(), Flow::RightsExpiry);
     }
 
     #[test]

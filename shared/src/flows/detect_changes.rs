@@ -2,12 +2,15 @@
 //! events of the difference, remember the new state. Driven by DAM events (claimed once per event
 //! id) and by the scheduled poll of recently edited assets (for webhooks that never arrived).
 
-use crate::domain::dam::{AssetSnapshot, ChangeRules, DamEvent, DamEventKind, DomainEvent};
+use crate::domain::dam::{
+    AssetId, AssetSnapshot, ChangeRules, DamEvent, DamEventKind, DamInstant, DomainEvent,
+};
 use crate::error::Retryable;
 use crate::ports::{
     AssetSource, AssetStateStore, Claim, DamError, FlowPublisher, IdempotencyStore, OwnerToken,
     QueueError, Saved, StoreError,
 };
+use futures::StreamExt as _;
 use time::OffsetDateTime;
 use time::macros::format_description;
 
@@ -70,11 +73,13 @@ pub enum Handled {
 pub struct PollReport {
     /// Assets reconciled.
     pub scanned: usize,
-    /// Assets found but left for the next poll (the time budget ran out).
+    /// Assets of the page in hand left for the next poll (the time budget ran out).
     pub remaining: usize,
-    /// Domain events published.
+    /// Domain events published (deletions included).
     pub published: usize,
-    /// The watermark after the poll.
+    /// Deleted assets whose state was dropped.
+    pub deleted: usize,
+    /// The watermark after the poll (canonical UTC `yyyy-MM-ddTHH:mm:ss`).
     pub watermark: Option<String>,
 }
 
@@ -170,15 +175,32 @@ where
 
     async fn handle_claimed(&self, event: &DamEvent) -> Result<Handled, DetectError> {
         if event.kind == DamEventKind::Deleted {
-            self.states.forget(&event.asset).await?;
+            self.forget(&event.asset).await?;
             return Ok(Handled::Forgotten);
         }
         match self.source.read(&event.asset).await? {
-            None => Ok(Handled::Gone),
+            None => {
+                // Gone without a deletion event reaching us: the same as a deletion.
+                self.forget(&event.asset).await?;
+                Ok(Handled::Gone)
+            }
             Some(snapshot) => Ok(Handled::Reconciled {
                 published: self.reconcile(&snapshot).await?,
             }),
         }
+    }
+
+    /// Drops a deleted asset's state, telling the flows first (so a failure leaves the state, and
+    /// the retry tells them again). Returns whether there was anything to drop.
+    pub async fn forget(&self, id: &AssetId) -> Result<bool, DetectError> {
+        if self.states.load(id).await?.is_none() {
+            return Ok(false);
+        }
+        let event = self.rules.deleted(id);
+        self.publisher.publish(std::slice::from_ref(&event)).await?;
+        log_published(std::slice::from_ref(&event));
+        self.states.forget(id).await?;
+        Ok(true)
     }
 
     /// Compares `snapshot` with the stored state, publishes the difference, saves the new state
@@ -191,8 +213,16 @@ where
                 if *previous == current {
                     return Ok(0);
                 }
-                if let (Some(seen), Some(now)) = (&previous.edited_at, &current.edited_at)
-                    && seen > now
+                if let (Some(seen), Some(now)) = (
+                    previous
+                        .edited_at
+                        .as_deref()
+                        .and_then(|t| self.stored_instant(t)),
+                    current
+                        .edited_at
+                        .as_deref()
+                        .and_then(|t| self.stored_instant(t)),
+                ) && seen > now
                 {
                     // An older read (a slow poll) must not roll the state back.
                     return Ok(0);
@@ -217,11 +247,13 @@ where
         Err(DetectError::Contention)
     }
 
-    /// Reconciles the assets edited since the watermark (or the first-poll lookback), oldest
-    /// first, moving the watermark along as it goes (every [`WATERMARK_EVERY`] assets, at the end,
-    /// and before returning an error), and stops once `budget` is spent, so a large backlog is
-    /// worked off over several polls instead of timing out every time. The criterion is
-    /// inclusive, so assets sharing the watermark's second are seen again (harmlessly).
+    /// Drops the state of assets deleted since the watermark, then reconciles the assets edited
+    /// since it (or since the first-poll lookback) page by page, oldest first, moving the
+    /// watermark forward as it goes (every [`WATERMARK_EVERY`] assets, at the end of each page, and
+    /// before returning an error). It stops once `budget` is spent, and the source may end the
+    /// pages early (a page cap): a backlog is then worked off over several polls. The watermark is
+    /// the latest edit instant reconciled and never moves back; the criterion is inclusive, so
+    /// assets sharing its second are seen again (harmlessly).
     #[tracing::instrument(name = "poll_recently_edited_assets", skip_all)]
     pub async fn poll(
         &self,
@@ -229,58 +261,121 @@ where
         budget: std::time::Duration,
     ) -> Result<PollReport, DetectError> {
         let started = std::time::Instant::now();
-        let since = match self.states.watermark().await? {
-            Some(watermark) => watermark,
-            None => dam_timestamp(
-                now - time::Duration::seconds(self.settings.first_poll_lookback_seconds),
-            ),
+        let lookback = || {
+            DamInstant::from_unix_seconds(now.unix_timestamp())
+                .map(|n| n.minus_seconds(self.settings.first_poll_lookback_seconds))
         };
-        let mut assets = self.source.edited_since(&since).await?;
-        let edited_at = |a: &AssetSnapshot| {
-            a.fields
-                .get(self.rules.edit_date_field())
-                .cloned()
-                .unwrap_or_default()
-        };
-        assets.sort_by_key(edited_at);
-        let mut published = 0;
-        let mut processed = 0;
-        let mut reached: Option<String> = None;
-        for asset in &assets {
-            if processed > 0 && started.elapsed() >= budget {
-                break;
+        let stored = self.states.watermark().await?;
+        let since = match stored.as_deref().map(|w| self.stored_instant(w)) {
+            Some(Some(watermark)) => Some(watermark),
+            Some(None) => {
+                tracing::warn!(
+                    "the stored watermark is not a date; polling from the first-poll lookback"
+                );
+                lookback()
             }
-            match self.reconcile(asset).await {
-                Ok(n) => published += n,
+            None => lookback(),
+        };
+        let Some(since) = since else {
+            return Err(DetectError::Store(StoreError::Rejected {
+                reason: "the poll start is not a representable instant".into(),
+            }));
+        };
+        let deleted = self.forget_deleted(since).await?;
+        let mut report = PollReport {
+            scanned: 0,
+            remaining: 0,
+            published: deleted,
+            deleted,
+            watermark: None,
+        };
+        let mut reached: Option<DamInstant> = None;
+        let mut pages = std::pin::pin!(self.source.edited_since(since));
+        'pages: while let Some(page) = pages.next().await {
+            let mut page = match page {
+                Ok(page) => page,
                 Err(error) => {
-                    if let Some(reached) = &reached {
-                        self.states.advance_watermark(reached).await?;
+                    self.save_watermark(reached).await?;
+                    return Err(error.into());
+                }
+            };
+            page.sort_by_key(|a| self.rules.edited_at(a));
+            for (index, asset) in page.iter().enumerate() {
+                if report.scanned > 0 && started.elapsed() >= budget {
+                    report.remaining = page.len() - index;
+                    break 'pages;
+                }
+                match self.reconcile(asset).await {
+                    Ok(n) => report.published += n,
+                    Err(error) => {
+                        self.save_watermark(reached).await?;
+                        return Err(error);
                     }
-                    return Err(error);
+                }
+                report.scanned += 1;
+                match self.rules.edited_at(asset) {
+                    Some(at) => reached = reached.max(Some(at)),
+                    None => tracing::warn!(
+                        asset = %asset.id,
+                        field = %self.rules.edit_date_field(),
+                        "edit date missing or in no configured format; the watermark ignores this asset"
+                    ),
+                }
+                if report.scanned.is_multiple_of(WATERMARK_EVERY) {
+                    self.save_watermark(reached).await?;
                 }
             }
-            processed += 1;
-            let at = edited_at(asset);
-            if !at.is_empty() {
-                reached = Some(at);
+            self.save_watermark(reached).await?;
+        }
+        self.save_watermark(reached).await?;
+        report.watermark = reached.max(Some(since)).map(DamInstant::canonical);
+        tracing::info!(
+            scanned = report.scanned,
+            remaining = report.remaining,
+            published = report.published,
+            deleted = report.deleted,
+            since = %since.canonical(),
+            "poll of recently edited assets done"
+        );
+        Ok(report)
+    }
+
+    /// An instant the connector stored: canonical (UTC), or, from before dates were normalised,
+    /// the DAM's own text.
+    fn stored_instant(&self, text: &str) -> Option<DamInstant> {
+        DamInstant::parse_canonical(text).or_else(|| self.rules.dates().parse(text))
+    }
+
+    async fn save_watermark(&self, reached: Option<DamInstant>) -> Result<(), DetectError> {
+        if let Some(reached) = reached {
+            self.states.advance_watermark(&reached.canonical()).await?;
+        }
+        Ok(())
+    }
+
+    /// Forgets the assets deleted since `since`. A retryable failure fails the poll (nothing
+    /// moves, the next poll asks again); a refusal (the instance lacks the call, or refuses its
+    /// parameters) is logged as an alarm and the edit poll goes on without it.
+    async fn forget_deleted(&self, since: DamInstant) -> Result<usize, DetectError> {
+        let deleted = match self.source.deleted_since(since).await {
+            Ok(deleted) => deleted,
+            Err(error) if error.is_retryable() => return Err(error.into()),
+            Err(error) => {
+                tracing::error!(
+                    metric = "dam_deletions_poll_refused",
+                    error = %crate::error::chain(&error),
+                    "the DAM refused the poll of deleted objects; deletions are only seen by webhook"
+                );
+                return Ok(0);
             }
-            if processed % WATERMARK_EVERY == 0
-                && let Some(reached) = &reached
-            {
-                self.states.advance_watermark(reached).await?;
+        };
+        let mut forgotten = 0;
+        for id in &deleted {
+            if self.forget(id).await? {
+                forgotten += 1;
             }
         }
-        if let Some(reached) = &reached {
-            self.states.advance_watermark(reached).await?;
-        }
-        let remaining = assets.len() - processed;
-        tracing::info!(scanned = processed, remaining, published, since = %since, "poll of recently edited assets done");
-        Ok(PollReport {
-            scanned: processed,
-            remaining,
-            published,
-            watermark: reached.or(Some(since)),
-        })
+        Ok(forgotten)
     }
 }
 
@@ -431,7 +526,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_deletion_forgets_the_asset_and_publishes_nothing() {
+    async fn a_deletion_forgets_the_asset_and_tells_the_rights_expiry_flow() {
         let detector = detector();
         detector
             .source
@@ -450,7 +545,87 @@ mod tests {
         );
         let id = AssetId::parse("A1").expect("id");
         assert!(detector.states.load(&id).await.expect("load").is_none());
-        assert_eq!(detector.publisher.kinds().len(), 1);
+        assert_eq!(
+            detector.publisher.kinds(),
+            [
+                DomainEventKind::ReadyForReview,
+                DomainEventKind::AssetDeleted
+            ]
+        );
+        let again = DamEvent {
+            kind: DamEventKind::Deleted,
+            ..edited("e3")
+        };
+        detector.handle_event(&again, 3, 60).await.expect("ok");
+        assert_eq!(
+            detector.publisher.kinds().len(),
+            2,
+            "an asset already forgotten is not announced twice"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_poll_drops_the_state_of_assets_deleted_since_the_watermark() {
+        let detector = detector();
+        let now = OffsetDateTime::now_utc();
+        detector.source.put(asset(
+            "Ready for Review",
+            &dam_timestamp(now - time::Duration::minutes(5)),
+        ));
+        detector.poll(now, BUDGET).await.expect("poll");
+        let id = AssetId::parse("A1").expect("id");
+        let deleted_at = DamInstant::from_unix_seconds(now.unix_timestamp()).expect("now");
+        detector.source.delete(&id, deleted_at);
+        let report = detector.poll(now, BUDGET).await.expect("poll");
+        assert_eq!((report.deleted, report.published), (1, 1));
+        assert!(detector.states.load(&id).await.expect("load").is_none());
+        assert_eq!(
+            detector.publisher.kinds(),
+            [
+                DomainEventKind::ReadyForReview,
+                DomainEventKind::AssetDeleted
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn an_asset_gone_when_read_is_forgotten_like_a_deletion() {
+        let detector = detector();
+        detector
+            .reconcile(&asset("Ready for Review", "2026-11-26T10:05:00"))
+            .await
+            .expect("ok");
+        let id = AssetId::parse("A1").expect("id");
+        // Not in the source: the DAM answers "no such record".
+        assert_eq!(
+            detector
+                .handle_event(&edited("e9"), 1, 60)
+                .await
+                .expect("ok"),
+            Handled::Gone
+        );
+        assert!(detector.states.load(&id).await.expect("load").is_none());
+    }
+
+    #[tokio::test]
+    async fn the_watermark_never_moves_back() {
+        let detector = detector();
+        let now = OffsetDateTime::now_utc();
+        detector
+            .states
+            .advance_watermark(&dam_timestamp(now - time::Duration::minutes(1)))
+            .await
+            .expect("watermark");
+        detector.source.put(asset(
+            "Draft",
+            &dam_timestamp(now - time::Duration::minutes(30)),
+        ));
+        let report = detector.poll(now, BUDGET).await.expect("poll");
+        assert_eq!(report.scanned, 0, "older than the watermark");
+        assert_eq!(
+            report.watermark,
+            Some(dam_timestamp(now - time::Duration::minutes(1)))
+        );
     }
 
     const BUDGET: std::time::Duration = std::time::Duration::from_secs(30);

@@ -1,18 +1,31 @@
 //! Orange Logic (OrangeDAM / Cortex) client: authentication, Search v4.0 paging, DataTable v2.2
-//! read and update, UploadNewMedia v3.0, share links. Facts and guesses behind each call are in
-//! `docs/orange-logic.md`; everything an instance may spell differently is a setting.
+//! read, update and folder calls, UploadNewMedia v3.0, share links, deleted objects. Facts and
+//! guesses behind each call are in `docs/orange-logic.md`; everything an instance may spell
+//! differently is a setting.
+//!
+//! Every answer goes through [`answer::read`]: failures inside HTTP 200, XML, HTML login pages and
+//! redirects are recognised in one place. Throttling and 5xx are retried inside the call (honouring
+//! `Retry-After`, with jittered backoff) only while the wait fits the invocation's remaining time
+//! ([`crate::lambda::deadline`]); otherwise the error goes back to the caller, retryable, so the work
+//! returns to its queue. No URL, query string or value sent ever reaches an error text or a log line.
 
+mod answer;
 pub mod error;
+mod folders;
 pub mod source;
 
-pub use error::OrangeLogicError;
+pub use answer::retry_after;
+pub use error::{OrangeLogicError, SearchCut, SessionSign};
 
+use crate::connector_config::{DamSettings, DataTableRoute, DataTableSettings, FolderSettings};
+use crate::lambda::deadline;
 use crate::secrets::Secret;
+use answer::Outcome;
 use bytes::Bytes;
 use futures::{Stream, TryStream};
-use http::StatusCode;
-use http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use serde_json::{Map, Value};
+use std::collections::HashMap;
 use std::time::Duration;
 
 /// One record (asset or search item): field name → value as Orange Logic sent it.
@@ -21,8 +34,17 @@ pub type Record = Map<String, Value>;
 /// The Search API endpoint.
 const SEARCH_PATH: &str = "/API/Search/v4.0/Search";
 
+/// The deleted-objects endpoint (path from working code; parameters unconfirmed).
+const DELETED_OBJECTS_PATH: &str = "/webapi/objectmanagement/deletion/getdeletedobjects_45C_v1";
+
 /// Search v4.0 serves at most this many items per page (third-party reports; kept safe).
 pub const MAX_PER_PAGE: u8 = 100;
+
+/// The DataTable documentation's GET URL limit: longer calls go as POST form bodies.
+pub const DOCUMENTED_GET_URL_LIMIT: usize = 260;
+
+/// Records whose write route is remembered per cold start before the memory is cleared.
+const ROUTE_CACHE_LIMIT: usize = 10_000;
 
 /// How the client authenticates.
 #[derive(Debug, Clone)]
@@ -43,6 +65,30 @@ pub enum Auth {
 /// The documented client-credentials token endpoint.
 pub const TOKEN_PATH: &str = "/webapi/security/clientcredentialsauthentication/authenticate_46H_v1";
 
+/// Retries inside one call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts of one call, the first included.
+    pub max_attempts: u32,
+    /// First backoff ceiling (doubles per attempt; the wait is uniformly jittered below it).
+    pub base_backoff: Duration,
+    /// Largest backoff ceiling.
+    pub max_backoff: Duration,
+    /// Longest `Retry-After` waited for inside a call; a longer one hands the work back at once.
+    pub max_retry_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            base_backoff: Duration::from_millis(250),
+            max_backoff: Duration::from_secs(5),
+            max_retry_after: Duration::from_secs(30),
+        }
+    }
+}
+
 /// Everything the client needs to reach one instance.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -50,13 +96,19 @@ pub struct Settings {
     pub base_url: String,
     /// Authentication.
     pub auth: Auth,
-    /// GET URLs longer than this go as POST form bodies (Orange Logic answers 403 to long URLs).
+    /// GET URLs longer than this go as POST form bodies (the documented DataTable limit, 260).
     pub max_get_url_len: usize,
-    /// DataTable resource for reads and updates (`Documents.All`, or `Documents.Image.Default` ...).
-    pub datatable_resource: String,
+    /// DataTable resources and record keys for reads and updates, per subtype.
+    pub datatable: DataTableSettings,
+    /// The field holding the subtype the routes are chosen by.
+    pub subtype_field: String,
+    /// Folder path resolution.
+    pub folders: FolderSettings,
+    /// Most pages one search reads.
+    pub page_cap: u32,
     /// Multipart part name of the file in UploadNewMedia (`InputStream` or `UploadStream`).
     pub upload_part_name: String,
-    /// Timeout of ordinary calls.
+    /// Timeout of ordinary calls (also the worst case a retry must fit before the deadline).
     pub timeout: Duration,
     /// Timeout of uploads.
     pub upload_timeout: Duration,
@@ -66,6 +118,8 @@ pub struct Settings {
     /// Largest file sent with UploadNewMedia (Orange Logic documents 1.5 GB for single uploads;
     /// larger files need the chunked multi-part API, not implemented).
     pub max_upload_bytes: u64,
+    /// Retries inside one call.
+    pub retry: RetryPolicy,
 }
 
 impl Settings {
@@ -74,21 +128,35 @@ impl Settings {
         Self {
             base_url: base_url.into().trim_end_matches('/').to_owned(),
             auth,
-            max_get_url_len: 2000,
-            datatable_resource: "Documents.All".into(),
+            max_get_url_len: DOCUMENTED_GET_URL_LIMIT,
+            datatable: DataTableSettings::default(),
+            subtype_field: "CoreField.DocSubType".into(),
+            folders: FolderSettings::default(),
+            page_cap: 200,
             upload_part_name: "InputStream".into(),
             timeout: Duration::from_secs(20),
             upload_timeout: Duration::from_secs(900),
             max_upload_bytes: 1_500_000_000,
             mute_webhook_topics: None,
+            retry: RetryPolicy::default(),
         }
+    }
+
+    /// Takes the instance's routes, folders and paging from the connector configuration.
+    #[must_use]
+    pub fn with_dam(mut self, dam: &DamSettings) -> Self {
+        self.datatable = dam.datatable.clone();
+        self.subtype_field.clone_from(&dam.doc_subtype_field);
+        self.folders = dam.folders.clone();
+        self.page_cap = dam.search.page_cap.max(1);
+        self
     }
 }
 
 /// A search: `query` in Orange Logic's criterion syntax, the fields to return, the page size.
 #[derive(Debug, Clone)]
 pub struct SearchQuery {
-    /// E.g. `CoreField.EditDate>:2026-11-26T10:00:00`.
+    /// E.g. `CoreField.EditDate>:2026-11-26T10.00.00`.
     pub query: String,
     /// Fields to return.
     pub fields: Vec<String>,
@@ -158,11 +226,11 @@ impl FieldUpdate {
 /// A new asset to upload.
 #[derive(Debug, Clone)]
 pub struct NewMedia {
-    /// Folder RecordID or unique identifier.
+    /// Folder RecordID (resolve a configured path with [`OrangeLogicClient::folder_record_id`]).
     pub folder: String,
     /// File name with extension.
     pub file_name: String,
-    /// Metadata applied at upload (field → value).
+    /// Metadata applied at upload (field → value); sent in the multipart body, never in the URL.
     pub metadata: Vec<(String, String)>,
     /// `UploadMode`, e.g. `ProcessFullyInBackground`.
     pub upload_mode: String,
@@ -186,17 +254,34 @@ pub struct ShareLink {
     pub expires_at: Option<String>,
 }
 
-/// The client. Cheap to share; the bearer token is cached and renewed once on a 401.
+/// Where a record's writes go, learnt by reading it once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct WriteRoute {
+    /// Read route of its subtype.
+    read: DataTableRoute,
+    /// Update route of its subtype.
+    update: DataTableRoute,
+    /// Value of the update key for this record.
+    key_value: String,
+}
+
+/// The client. Cheap to share; the bearer token is cached and renewed once per call on a 401 or a
+/// lost session; folder ids and write routes are cached per cold start.
 #[derive(Debug)]
 pub struct OrangeLogicClient {
     http: reqwest::Client,
     settings: Settings,
     token: tokio::sync::Mutex<Option<Secret>>,
+    routes: std::sync::Mutex<HashMap<String, WriteRoute>>,
+    folders: std::sync::Mutex<HashMap<String, String>>,
 }
 
-enum Method {
-    Get,
-    PostForm,
+/// One legacy API call.
+struct Call<'a> {
+    path: &'a str,
+    params: &'a [(String, String)],
+    /// Writes always go as POST (never a value in a URL) and succeed only when a record was affected.
+    write: bool,
 }
 
 impl OrangeLogicClient {
@@ -204,12 +289,17 @@ impl OrangeLogicClient {
     pub fn new(settings: Settings) -> Result<Self, OrangeLogicError> {
         let http = reqwest::Client::builder()
             .timeout(settings.timeout)
+            // A redirect from an API call goes to a login page: it is read as "session gone", and
+            // the bearer token is never sent to wherever it points.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
-            .map_err(OrangeLogicError::Transport)?;
+            .map_err(OrangeLogicError::transport)?;
         Ok(Self {
             http,
             settings,
             token: tokio::sync::Mutex::new(None),
+            routes: std::sync::Mutex::default(),
+            folders: std::sync::Mutex::default(),
         })
     }
 
@@ -223,6 +313,13 @@ impl OrangeLogicClient {
     /// The settings in use.
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// The timeout of the next request: the setting, or less when the invocation ends sooner.
+    fn request_timeout(&self, setting: Duration) -> Duration {
+        deadline::remaining().map_or(setting, |left| {
+            setting.min(left).max(Duration::from_millis(1))
+        })
     }
 
     async fn bearer(&self, stale: Option<&Secret>) -> Result<Secret, OrangeLogicError> {
@@ -268,20 +365,26 @@ impl OrangeLogicClient {
             .http
             .post(format!("{}{path}", self.settings.base_url))
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .timeout(self.request_timeout(self.settings.timeout))
             .body(body)
             .send()
             .await
-            .map_err(OrangeLogicError::Transport)?;
+            .map_err(OrangeLogicError::transport)?;
         let status = response.status();
         if !status.is_success() {
-            return Err(OrangeLogicError::AuthRejected {
+            let error = OrangeLogicError::AuthRejected {
                 status: status.as_u16(),
+            };
+            return Err(if error.is_auth_failure() {
+                auth_alarm(error)
+            } else {
+                error
             });
         }
         let bytes = response
             .bytes()
             .await
-            .map_err(OrangeLogicError::Transport)?;
+            .map_err(OrangeLogicError::transport)?;
         let json: Value = serde_json::from_slice(&bytes)
             .map_err(|e| OrangeLogicError::Decode(format!("token answer: {e}")))?;
         // Sources disagree on the spelling; both are seen in working clients.
@@ -295,63 +398,164 @@ impl OrangeLogicClient {
             })
     }
 
-    /// Calls a legacy `/API/...` endpoint with `params` (plus `format=json`), GET when the URL is
-    /// short and POST form otherwise; on 403 to a GET retries once as POST, on 401 renews the
-    /// token once. Failures reported inside HTTP 200 are errors.
+    /// A fresh token after `sign` said the current one is gone; a second loss in the same call is
+    /// an authentication failure (retryable, with the alarm).
+    async fn renew(&self, stale: &Secret, sign: SessionSign) -> Result<Secret, OrangeLogicError> {
+        tracing::info!(sign = %sign, "Orange Logic session gone; renewing the token once");
+        match self.bearer(Some(stale)).await {
+            Ok(token) => Ok(token),
+            Err(OrangeLogicError::Unauthorized) => Err(auth_alarm(session_error(sign))),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Waits before the next attempt of a call that failed with `error`, if another attempt is
+    /// allowed and fits the invocation's remaining time (`worst_case` is the next attempt's
+    /// timeout); otherwise returns the error for the caller (and the queue) to handle.
+    async fn pause_before_retry(
+        &self,
+        error: OrangeLogicError,
+        attempt: u32,
+        worst_case: Duration,
+        transport_retryable: bool,
+    ) -> Result<(), OrangeLogicError> {
+        let worth_it = match &error {
+            OrangeLogicError::RateLimited { .. } | OrangeLogicError::Server { .. } => true,
+            OrangeLogicError::Transport(_) => transport_retryable,
+            _ => false,
+        };
+        let policy = &self.settings.retry;
+        if !worth_it || attempt >= policy.max_attempts {
+            return Err(error);
+        }
+        let jitter = random_below(policy.base_backoff);
+        let wait = match error.retry_after() {
+            Some(asked) if asked > policy.max_retry_after => {
+                tracing::info!(
+                    retry_after_s = asked.as_secs(),
+                    "Orange Logic asked to wait longer than a call may; handing the work back"
+                );
+                return Err(error);
+            }
+            // After the time the DAM named, never before it.
+            Some(asked) => asked + jitter,
+            None => random_below(
+                policy
+                    .base_backoff
+                    .saturating_mul(1 << (attempt - 1).min(16))
+                    .min(policy.max_backoff),
+            ),
+        };
+        if !deadline::fits(wait, worst_case) {
+            tracing::info!(
+                wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                "the next attempt does not fit the invocation's remaining time; handing the work back"
+            );
+            return Err(OrangeLogicError::OutOfTime(Box::new(error)));
+        }
+        tracing::info!(
+            attempt,
+            wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+            error = %error,
+            "Orange Logic call failed; retrying"
+        );
+        tokio::time::sleep(wait).await;
+        Ok(())
+    }
+
+    /// Calls a legacy `/API/...` (or `/webapi`) endpoint with `params` (plus `format=json`), GET
+    /// when the URL is short and POST form otherwise; on 403 to a GET retries once as POST, on a
+    /// lost session renews the token once, on throttling and 5xx retries within the deadline.
     pub async fn call(
         &self,
         path: &str,
         params: &[(String, String)],
     ) -> Result<Value, OrangeLogicError> {
-        let query = encode_pairs(
-            params
+        self.exchange(Call {
+            path,
+            params,
+            write: false,
+        })
+        .await
+    }
+
+    /// A write (DataTable `:Update`, `:Create`): always a POST form, successful only when the
+    /// answer says a record was affected.
+    pub async fn write(
+        &self,
+        path: &str,
+        params: &[(String, String)],
+    ) -> Result<Value, OrangeLogicError> {
+        self.exchange(Call {
+            path,
+            params,
+            write: true,
+        })
+        .await
+    }
+
+    async fn exchange(&self, call: Call<'_>) -> Result<Value, OrangeLogicError> {
+        let form = encode_pairs(
+            call.params
                 .iter()
                 .map(|(k, v)| (k.as_str(), v.as_str()))
                 .chain([("format", "json")]),
         );
-        let url = format!("{}{path}", self.settings.base_url);
-        let mut method = if url.len() + 1 + query.len() <= self.settings.max_get_url_len {
-            Method::Get
-        } else {
-            Method::PostForm
-        };
+        let url = format!("{}{}", self.settings.base_url, call.path);
+        let mut post = call.write || url.len() + 1 + form.len() > self.settings.max_get_url_len;
         let mut token = self.bearer(None).await?;
         let mut renewed = false;
+        let mut attempt = 1;
         loop {
-            let request = match method {
-                Method::Get => self.http.get(format!("{url}?{query}")),
-                Method::PostForm => self
-                    .http
-                    .post(&url)
+            let request = if post {
+                // `format` in the URL too: some front ends only read it there.
+                self.http
+                    .post(format!("{url}?format=json"))
                     .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-                    .body(query.clone()),
+                    .body(form.clone())
+            } else {
+                self.http.get(format!("{url}?{form}"))
             };
-            let response = self
+            let request = self
                 .muted(request)
-                .header(AUTHORIZATION, format!("Bearer {}", token.expose()))
-                .send()
-                .await
-                .map_err(OrangeLogicError::Transport)?;
-            match response.status() {
-                StatusCode::UNAUTHORIZED if !renewed => {
-                    tracing::info!("Orange Logic answered 401; renewing the token once");
-                    renewed = true;
-                    token = self.bearer(Some(&token)).await?;
+                .timeout(self.request_timeout(self.settings.timeout))
+                .header(AUTHORIZATION, format!("Bearer {}", token.expose()));
+            match send(request).await {
+                Outcome::Json(json) => {
+                    if call.write {
+                        answer::records_affected(&json)?;
+                    }
+                    return Ok(json);
                 }
-                StatusCode::FORBIDDEN if matches!(method, Method::Get) => {
+                Outcome::Renew(sign) if !renewed => {
+                    renewed = true;
+                    token = self.renew(&token, sign).await?;
+                }
+                Outcome::Renew(sign) => return Err(auth_alarm(session_error(sign))),
+                Outcome::Failed(OrangeLogicError::Forbidden) if !post => {
                     tracing::info!(
-                        url_len = url.len() + query.len(),
+                        url_len = url.len() + 1 + form.len(),
                         "Orange Logic answered 403 to a GET; retrying as a POST form"
                     );
-                    method = Method::PostForm;
+                    post = true;
                 }
-                _ => return read_json(response).await,
+                Outcome::Failed(OrangeLogicError::Forbidden) => {
+                    return Err(auth_alarm(OrangeLogicError::Forbidden));
+                }
+                Outcome::Failed(error) => {
+                    self.pause_before_retry(error, attempt, self.settings.timeout, true)
+                        .await?;
+                    attempt += 1;
+                }
             }
         }
     }
 
-    /// Search v4.0 as a stream of pages, from page 1 to the last (the page whose `NextPage` is
-    /// absent or whose items are empty).
+    /// Search v4.0 as a stream of pages. Paging goes on while the last page was full, `NextPage`
+    /// names a next one or `TotalCount` says more are left, and stops at an empty page, whether or
+    /// not `GlobalInfo` is there (accounts without "search on all documents" get none). Past
+    /// `page_cap` pages, or when another page does not fit the invocation's remaining time, the
+    /// stream ends with [`OrangeLogicError::SearchCut`] after the pages already read.
     pub fn search(
         &self,
         query: SearchQuery,
@@ -368,11 +572,24 @@ impl OrangeLogicClient {
         if let Some(sort) = &query.sort {
             params.push(("sort".to_owned(), sort.clone()));
         }
-        let first = Some((1_u32, SEARCH_PATH.to_owned(), params));
+        let first = Some((1_u32, SEARCH_PATH.to_owned(), params, 0_u64));
         futures::stream::try_unfold(first, move |next| async move {
-            let Some((number, path, params)) = next else {
+            let Some((number, path, params, read_before)) = next else {
                 return Ok(None);
             };
+            let pages_read = number - 1;
+            if pages_read >= self.settings.page_cap {
+                return Err(OrangeLogicError::SearchCut {
+                    reason: SearchCut::PageCap,
+                    pages: pages_read,
+                });
+            }
+            if pages_read > 0 && !deadline::fits(Duration::ZERO, self.settings.timeout) {
+                return Err(OrangeLogicError::SearchCut {
+                    reason: SearchCut::OutOfTime,
+                    pages: pages_read,
+                });
+            }
             let json = self.call(&path, &params).await?;
             let response = json.get("APIResponse").ok_or_else(|| {
                 OrangeLogicError::Decode("search answer has no APIResponse".into())
@@ -397,13 +614,14 @@ impl OrangeLogicClient {
                 .and_then(|i| i.get("NextPage"))
                 .and_then(|n| n.get("href"))
                 .and_then(Value::as_str);
-            let following = match href {
-                Some(href) if !items.is_empty() => {
-                    let (path, params) = self.next_page(href, &path, &params, number + 1);
-                    Some((number + 1, path, params))
-                }
-                _ => None,
-            };
+            let read = read_before + items.len() as u64;
+            let more = !items.is_empty()
+                && (href.is_some()
+                    || total.map_or(items.len() >= usize::from(per_page), |t| read < t));
+            let following = more.then(|| {
+                let (path, params) = self.next_page(href, &path, &params, number + 1);
+                (number + 1, path, params, read)
+            });
             Ok(Some((
                 SearchPage {
                     number,
@@ -415,18 +633,19 @@ impl OrangeLogicClient {
         })
     }
 
-    /// The request for the page `NextPage.href` names: the href itself when it points at this
-    /// instance (it may carry a continuation token), else the same search with the next page number.
+    /// The request for the next page: `NextPage.href` when it points at this instance (it may
+    /// carry a continuation token), else the same search with the next page number.
     fn next_page(
         &self,
-        href: &str,
+        href: Option<&str>,
         path: &str,
         params: &[(String, String)],
         number: u32,
     ) -> (String, Vec<(String, String)>) {
-        let local = href
-            .strip_prefix(self.settings.base_url.as_str())
-            .or_else(|| href.starts_with('/').then_some(href));
+        let local = href.and_then(|href| {
+            href.strip_prefix(self.settings.base_url.as_str())
+                .or_else(|| href.starts_with('/').then_some(href))
+        });
         if let Some((next_path, query)) = local.and_then(|l| l.split_once('?'))
             && next_path.starts_with('/')
         {
@@ -447,21 +666,29 @@ impl OrangeLogicClient {
         (path.to_owned(), params)
     }
 
-    /// DataTable v2.2 `:Read` of one record by `key_field` (e.g. `RecordID`, `CoreField.Identifier`).
+    /// DataTable v2.2 `:Read` of one record by `key_field` (e.g. `RecordID`, `CoreField.Identifier`)
+    /// on the default read resource; `None` when the DAM has no such record.
     pub async fn read_record(
         &self,
         key_field: &str,
         key: &str,
     ) -> Result<Option<Record>, OrangeLogicError> {
-        let path = format!(
-            "/API/DataTable/v2.2/{}:Read",
-            self.settings.datatable_resource
-        );
+        let route = self.settings.datatable.read.clone();
+        self.read_on(&route.resource, key_field, key).await
+    }
+
+    async fn read_on(
+        &self,
+        resource: &str,
+        key_field: &str,
+        key: &str,
+    ) -> Result<Option<Record>, OrangeLogicError> {
+        let path = format!("/API/DataTable/v2.2/{resource}:Read");
         let json = match self
             .call(&path, &[(key_field.to_owned(), key.to_owned())])
             .await
         {
-            Err(OrangeLogicError::NotFound) => return Ok(None),
+            Err(OrangeLogicError::NotFound | OrangeLogicError::RecordNotFound) => return Ok(None),
             other => other?,
         };
         match json.get("Response") {
@@ -474,40 +701,121 @@ impl OrangeLogicClient {
         }
     }
 
-    /// DataTable v2.2 `:Update` of the record with this RecordID.
+    /// Reads an asset by RecordID on its subtype's read route (once the subtype is known), else on
+    /// the default read route; `None` when it no longer exists.
+    pub async fn read_asset(&self, record_id: &str) -> Result<Option<Record>, OrangeLogicError> {
+        let known = self.cached_route(record_id);
+        match known {
+            Some(route) => {
+                let key = if route.read.key.eq_ignore_ascii_case("RecordID") {
+                    record_id.to_owned()
+                } else if route.read.key.eq_ignore_ascii_case(&route.update.key) {
+                    route.key_value.clone()
+                } else {
+                    return self.read_record("RecordID", record_id).await;
+                };
+                self.read_on(&route.read.resource, &route.read.key, &key)
+                    .await
+            }
+            None => {
+                let record = self.read_record("RecordID", record_id).await?;
+                if let Some(record) = &record {
+                    // Learnt for free: later writes need no extra read.
+                    let _ = self.remember_route(record_id, record);
+                }
+                Ok(record)
+            }
+        }
+    }
+
+    fn cached_route(&self, record_id: &str) -> Option<WriteRoute> {
+        self.routes
+            .lock()
+            .ok()
+            .and_then(|routes| routes.get(record_id).cloned())
+    }
+
+    /// Works out (and caches) where `record`'s writes go, from its subtype.
+    fn remember_route(
+        &self,
+        record_id: &str,
+        record: &Record,
+    ) -> Result<WriteRoute, OrangeLogicError> {
+        let datatable = &self.settings.datatable;
+        let subtype = field_text(record, &self.settings.subtype_field);
+        let overrides = subtype.as_deref().and_then(|subtype| {
+            datatable
+                .subtypes
+                .iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case(subtype.trim()))
+                .map(|(_, routes)| routes)
+        });
+        let read = overrides
+            .and_then(|o| o.read.clone())
+            .unwrap_or_else(|| datatable.read.clone());
+        let update = overrides
+            .and_then(|o| o.update.clone())
+            .unwrap_or_else(|| datatable.update.clone());
+        let key_value = if update.key.eq_ignore_ascii_case("RecordID") {
+            record_id.to_owned()
+        } else {
+            key_value(record, &update.key).ok_or_else(|| {
+                OrangeLogicError::Configuration(format!(
+                    "records read from {} have no `{}`; set dam.datatable.update.key",
+                    datatable.read.resource, update.key
+                ))
+            })?
+        };
+        let route = WriteRoute {
+            read,
+            update,
+            key_value,
+        };
+        if let Ok(mut routes) = self.routes.lock() {
+            if routes.len() >= ROUTE_CACHE_LIMIT {
+                routes.clear();
+            }
+            routes.insert(record_id.to_owned(), route.clone());
+        }
+        Ok(route)
+    }
+
+    async fn write_route(&self, record_id: &str) -> Result<WriteRoute, OrangeLogicError> {
+        if let Some(route) = self.cached_route(record_id) {
+            return Ok(route);
+        }
+        let datatable = &self.settings.datatable;
+        if datatable.update.key.eq_ignore_ascii_case("RecordID") && datatable.subtypes.is_empty() {
+            return Ok(WriteRoute {
+                read: datatable.read.clone(),
+                update: datatable.update.clone(),
+                key_value: record_id.to_owned(),
+            });
+        }
+        let record = self
+            .read_record("RecordID", record_id)
+            .await?
+            .ok_or(OrangeLogicError::RecordNotFound)?;
+        self.remember_route(record_id, &record)
+    }
+
+    /// DataTable v2.2 `:Update` of the record with this RecordID, on its subtype's update route
+    /// and key (learnt by reading it once). A POST form; successful only when the DAM says the
+    /// record was affected.
     pub async fn update_record(
         &self,
         record_id: &str,
         updates: &[FieldUpdate],
     ) -> Result<(), OrangeLogicError> {
-        let path = format!(
-            "/API/DataTable/v2.2/{}:Update",
-            self.settings.datatable_resource
-        );
-        let mut params = vec![("RecordID".to_owned(), record_id.to_owned())];
+        let route = self.write_route(record_id).await?;
+        let path = format!("/API/DataTable/v2.2/{}:Update", route.update.resource);
+        let mut params = vec![(route.update.key.clone(), route.key_value.clone())];
         params.extend(
             updates
                 .iter()
                 .map(|u| (format!("{}{}", u.field, u.op.suffix()), u.values.join("|"))),
         );
-        let json = self.call(&path, &params).await?;
-        if let Some(ignored) = json
-            .get("RequestInterpretation")
-            .and_then(|r| r.get("IgnoredParameters"))
-            .and_then(Value::as_array)
-            .filter(|i| !i.is_empty())
-        {
-            // A misspelt field name is silently ignored by Orange Logic: make it loud.
-            return Err(OrangeLogicError::Failed {
-                code: "IgnoredParameters".into(),
-                message: ignored
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            });
-        }
-        Ok(())
+        self.write(&path, &params).await.map(|_| ())
     }
 
     /// Moves an asset into a folder (its physical parent), by the folder's RecordID.
@@ -517,7 +825,8 @@ impl OrangeLogicClient {
         folder_record_id: &str,
     ) -> Result<(), OrangeLogicError> {
         let sub_call = format!(
-            "[/API/DataTable/V2.2/Documents.Folder.Default:Read?RecordID={folder_record_id}]"
+            "[/API/DataTable/V2.2/{}:Read?RecordID={folder_record_id}]",
+            self.settings.folders.resource
         );
         self.update_record(
             record_id,
@@ -527,7 +836,8 @@ impl OrangeLogicClient {
     }
 
     /// Appends one line to an append-only log field (Orange Logic has no public comments API).
-    /// Read-modify-write: two writers racing on one asset can lose a line; callers serialise per asset.
+    /// Read-modify-write: two writers racing on one asset can lose a line; callers serialise per
+    /// asset. The text travels in a POST form body, never in a URL, whatever its length.
     pub async fn append_to_field(
         &self,
         record_id: &str,
@@ -535,10 +845,10 @@ impl OrangeLogicClient {
         line: &str,
     ) -> Result<(), OrangeLogicError> {
         let record = self
-            .read_record("RecordID", record_id)
+            .read_asset(record_id)
             .await?
-            .ok_or(OrangeLogicError::NotFound)?;
-        let current = record.get(field).and_then(Value::as_str).unwrap_or("");
+            .ok_or(OrangeLogicError::RecordNotFound)?;
+        let current = field_text(&record, field).unwrap_or_default();
         let line = line.replace(['\r', '\n'], " ");
         let text = if current.is_empty() {
             line
@@ -547,6 +857,35 @@ impl OrangeLogicClient {
         };
         self.update_record(record_id, &[FieldUpdate::set(field, text)])
             .await
+    }
+
+    /// The asset's current file version as the configured field holds it (`None` when the asset
+    /// is gone or the field is empty).
+    pub async fn current_version(
+        &self,
+        record_id: &str,
+        version_field: &str,
+    ) -> Result<Option<String>, OrangeLogicError> {
+        Ok(self
+            .read_asset(record_id)
+            .await?
+            .and_then(|record| field_text(&record, version_field))
+            .filter(|v| !v.trim().is_empty()))
+    }
+
+    /// The RecordIDs of objects deleted since `since` (`since_parameter` = `since`).
+    pub async fn deleted_objects(
+        &self,
+        since_parameter: &str,
+        since: &str,
+    ) -> Result<Vec<String>, OrangeLogicError> {
+        let json = self
+            .call(
+                DELETED_OBJECTS_PATH,
+                &[(since_parameter.to_owned(), since.to_owned())],
+            )
+            .await?;
+        deleted_record_ids(&json)
     }
 
     /// A share / download link for `identifier` in `format` (`TRX`, `TR1` ...) expiring at `expires_at`
@@ -582,8 +921,10 @@ impl OrangeLogicClient {
         })
     }
 
-    /// UploadNewMedia v3.0: streams the file from `open()` as multipart (never buffered whole).
-    /// `open` is called again for the one retry after a 401, so it must reopen the source.
+    /// UploadNewMedia v3.0: streams the file from `open()` as multipart (never buffered whole);
+    /// the folder, file name, mode and metadata go as multipart fields, not in the URL. `open` is
+    /// called again for each new attempt (after a renewal, a 429 or a 503), so it must reopen the
+    /// source. Nothing is resent after a timeout once the request left: the upload may have landed.
     pub async fn upload_new_media<F, S>(
         &self,
         media: &NewMedia,
@@ -603,22 +944,13 @@ impl OrangeLogicClient {
                 .collect();
             Value::Object(metadata).to_string()
         });
-        let query = encode_pairs(
-            [
-                ("FolderRecordID", media.folder.as_str()),
-                ("FileName", media.file_name.as_str()),
-                ("UploadMode", media.upload_mode.as_str()),
-                ("format", "json"),
-            ]
-            .into_iter()
-            .chain(metadata.as_deref().map(|m| ("Metadata", m))),
-        );
         let url = format!(
-            "{}/API/UploadMedia/v3.0/UploadNewMedia?{query}",
+            "{}/API/UploadMedia/v3.0/UploadNewMedia?format=json",
             self.settings.base_url
         );
         let mut token = self.bearer(None).await?;
         let mut renewed = false;
+        let mut attempt = 1;
         loop {
             let (stream, len) = open().map_err(OrangeLogicError::Media)?;
             if len > self.settings.max_upload_bytes {
@@ -632,38 +964,170 @@ impl OrangeLogicClient {
                 len,
             )
             .file_name(media.file_name.clone());
-            let form =
-                reqwest::multipart::Form::new().part(self.settings.upload_part_name.clone(), part);
-            let response = self
-                .muted(self.http.post(&url))
-                .timeout(self.settings.upload_timeout)
-                .header(AUTHORIZATION, format!("Bearer {}", token.expose()))
-                .multipart(form)
-                .send()
-                .await
-                .map_err(OrangeLogicError::Transport)?;
-            if response.status() == StatusCode::UNAUTHORIZED && !renewed {
-                renewed = true;
-                token = self.bearer(Some(&token)).await?;
-                continue;
+            let mut form = reqwest::multipart::Form::new()
+                .text("FolderRecordID", media.folder.clone())
+                .text("FileName", media.file_name.clone())
+                .text("UploadMode", media.upload_mode.clone())
+                .text("format", "json");
+            if let Some(metadata) = &metadata {
+                form = form.text("Metadata", metadata.clone());
             }
-            let json = read_json(response).await?;
-            let answer = json.get("APIResponse").unwrap_or(&json);
-            let identifier = answer
-                .get("SystemIdentifier")
-                .and_then(Value::as_str)
-                .ok_or_else(|| {
-                    OrangeLogicError::Decode("upload answer has no SystemIdentifier".into())
-                })?;
-            return Ok(UploadedMedia {
-                identifier: identifier.to_owned(),
-                record_id: answer
-                    .get("RecordID")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned),
-            });
+            let form = form.part(self.settings.upload_part_name.clone(), part);
+            let request = self
+                .muted(self.http.post(&url))
+                .timeout(self.request_timeout(self.settings.upload_timeout))
+                .header(AUTHORIZATION, format!("Bearer {}", token.expose()))
+                .multipart(form);
+            let outcome = match request.send().await {
+                // Only a connection that never opened is safe to retry: the upload did not leave.
+                Err(error) if error.is_connect() => {
+                    Outcome::Failed(OrangeLogicError::transport(error))
+                }
+                Err(error) => return Err(OrangeLogicError::transport(error)),
+                Ok(response) => read_response(response).await,
+            };
+            match outcome {
+                Outcome::Json(json) => return uploaded(&json),
+                Outcome::Renew(sign) if !renewed => {
+                    renewed = true;
+                    token = self.renew(&token, sign).await?;
+                }
+                Outcome::Renew(sign) => return Err(auth_alarm(session_error(sign))),
+                Outcome::Failed(OrangeLogicError::Forbidden) => {
+                    return Err(auth_alarm(OrangeLogicError::Forbidden));
+                }
+                // A 5xx other than 503 may come after the file was stored: not resent here.
+                Outcome::Failed(error @ OrangeLogicError::Server { status, .. })
+                    if status != 503 =>
+                {
+                    return Err(error);
+                }
+                Outcome::Failed(error) => {
+                    self.pause_before_retry(error, attempt, self.settings.upload_timeout, true)
+                        .await?;
+                    attempt += 1;
+                }
+            }
         }
     }
+}
+
+fn uploaded(json: &Value) -> Result<UploadedMedia, OrangeLogicError> {
+    let answer = json.get("APIResponse").unwrap_or(json);
+    let identifier = answer
+        .get("SystemIdentifier")
+        .and_then(Value::as_str)
+        .ok_or_else(|| OrangeLogicError::Decode("upload answer has no SystemIdentifier".into()))?;
+    Ok(UploadedMedia {
+        identifier: identifier.to_owned(),
+        record_id: answer
+            .get("RecordID")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+    })
+}
+
+async fn send(request: reqwest::RequestBuilder) -> Outcome {
+    match request.send().await {
+        Err(error) => Outcome::Failed(OrangeLogicError::transport(error)),
+        Ok(response) => read_response(response).await,
+    }
+}
+
+async fn read_response(response: reqwest::Response) -> Outcome {
+    let status = response.status();
+    let headers = response.headers().clone();
+    match response.bytes().await {
+        Ok(body) => answer::read(status, &headers, &body),
+        Err(error) => Outcome::Failed(OrangeLogicError::transport(error)),
+    }
+}
+
+fn session_error(sign: SessionSign) -> OrangeLogicError {
+    match sign {
+        SessionSign::Status401 => OrangeLogicError::Unauthorized,
+        other => OrangeLogicError::SessionLost(other),
+    }
+}
+
+/// Logs the alarm line of an authentication failure (the `dam_auth_failure` metric filter counts
+/// it) and returns the error.
+fn auth_alarm(error: OrangeLogicError) -> OrangeLogicError {
+    tracing::error!(
+        metric = "dam_auth_failure",
+        error = %error,
+        "Orange Logic refused the connector's credentials; the work goes back to its queue"
+    );
+    error
+}
+
+/// A uniformly random duration below `ceiling` (full jitter).
+fn random_below(ceiling: Duration) -> Duration {
+    let ceiling_ms = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
+    if ceiling_ms == 0 {
+        return Duration::ZERO;
+    }
+    let random = u64::from_str_radix(&crate::crypto::random_hex(8)[..16], 16).unwrap_or(0);
+    Duration::from_millis(random % ceiling_ms)
+}
+
+/// The value of `name` in `record`, matched as Orange Logic matches field names (ignoring ASCII
+/// case), as text.
+pub fn field_text(record: &Record, name: &str) -> Option<String> {
+    let value = record.get(name).or_else(|| {
+        record
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    })?;
+    match value {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
+/// The value of a record key; `CoreField.Identifier` and `CoreField.Unique-identifier` name the
+/// same value (the documentation uses both).
+fn key_value(record: &Record, key: &str) -> Option<String> {
+    const IDENTIFIERS: [&str; 2] = ["CoreField.Identifier", "CoreField.Unique-identifier"];
+    field_text(record, key)
+        .or_else(|| {
+            IDENTIFIERS
+                .iter()
+                .any(|i| i.eq_ignore_ascii_case(key))
+                .then(|| IDENTIFIERS.iter().find_map(|i| field_text(record, i)))
+                .flatten()
+        })
+        .filter(|v| !v.is_empty())
+}
+
+/// RecordIDs in a deleted-objects answer. The answer's shape is not public: a list at the top or
+/// under a usual key, each entry a RecordID or an object carrying one.
+fn deleted_record_ids(json: &Value) -> Result<Vec<String>, OrangeLogicError> {
+    const LIST_KEYS: [&str; 5] = ["deletedObjects", "items", "records", "results", "objects"];
+    const ID_KEYS: [&str; 4] = ["recordID", "recordId", "RecordID", "DO_RecordID"];
+    let list = match json {
+        Value::Array(list) => Some(list),
+        Value::Object(map) => LIST_KEYS.iter().find_map(|key| {
+            map.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(key))
+                .and_then(|(_, v)| v.as_array())
+        }),
+        _ => None,
+    }
+    .ok_or_else(|| OrangeLogicError::Decode("deleted-objects answer has no list".into()))?;
+    Ok(list
+        .iter()
+        .filter_map(|entry| match entry {
+            Value::String(id) => Some(id.clone()),
+            Value::Object(map) => ID_KEYS
+                .iter()
+                .find_map(|key| map.get(*key).and_then(Value::as_str))
+                .map(str::to_owned),
+            _ => None,
+        })
+        .collect())
 }
 
 /// Opens a file as a stream of chunks for [`OrangeLogicClient::upload_new_media`].
@@ -686,72 +1150,50 @@ fn encode_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Stri
     serializer.finish()
 }
 
-async fn read_json(response: reqwest::Response) -> Result<Value, OrangeLogicError> {
-    let status = response.status();
-    if !status.is_success() {
-        return Err(match status.as_u16() {
-            401 => OrangeLogicError::Unauthorized,
-            403 => OrangeLogicError::Forbidden,
-            404 => OrangeLogicError::NotFound,
-            429 => OrangeLogicError::RateLimited {
-                retry_after: response
-                    .headers()
-                    .get(RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse().ok())
-                    .map(Duration::from_secs),
-            },
-            s if s >= 500 => OrangeLogicError::Server { status: s },
-            s => OrangeLogicError::Client { status: s },
-        });
-    }
-    let bytes = response
-        .bytes()
-        .await
-        .map_err(OrangeLogicError::Transport)?;
-    let json: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| OrangeLogicError::Decode(format!("not JSON: {e}")))?;
-    failure_inside(&json).map_or(Ok(json), Err)
-}
-
-/// The failure an HTTP 200 body reports, if any: legacy `APIResponse.Code` other than `SUCCESS`,
-/// or a `/webapi` `ErrorCode`.
-fn failure_inside(json: &Value) -> Option<OrangeLogicError> {
-    let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or("").to_owned();
-    if let Some(code) = json
-        .get("APIResponse")
-        .and_then(|r| r.get("Code"))
-        .and_then(Value::as_str)
-        && !code.eq_ignore_ascii_case("SUCCESS")
-    {
-        return Some(OrangeLogicError::Failed {
-            code: code.to_owned(),
-            message: text(json.get("APIResponse").and_then(|r| r.get("Message"))),
-        });
-    }
-    if let Some(code) = json.get("ErrorCode").and_then(Value::as_str) {
-        return Some(OrangeLogicError::Failed {
-            code: code.to_owned(),
-            message: text(json.get("Message")),
-        });
-    }
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
-    fn failures_inside_http_200_are_recognised() {
-        let legacy = serde_json::json!({"APIResponse":{"Code":"ERROR","Message":"no such folder"}});
-        assert!(matches!(
-            failure_inside(&legacy),
-            Some(OrangeLogicError::Failed { code, .. }) if code == "ERROR"
-        ));
-        let webapi = serde_json::json!({"Message":"gone","ErrorCode":"OL_ERR_003_REMOVED"});
-        assert!(failure_inside(&webapi).is_some());
-        let ok = serde_json::json!({"APIResponse":{"Code":"SUCCESS"}});
-        assert!(failure_inside(&ok).is_none());
+    fn deleted_objects_are_read_from_the_usual_shapes() {
+        let shapes = [
+            json!({"deletedObjects":[{"recordID":"2S1","identifier":"SIM1"}]}),
+            json!([{"RecordID":"2S1"}]),
+            json!({"Items":["2S1"]}),
+        ];
+        for shape in shapes {
+            assert_eq!(deleted_record_ids(&shape).expect("ids"), ["2S1"], "{shape}");
+        }
+        assert!(deleted_record_ids(&json!({"nothing":1})).is_err());
+    }
+
+    #[test]
+    fn record_keys_are_found_under_any_case_and_either_identifier_name() {
+        let record: Record = serde_json::from_value(json!({
+            "RecordID":"2S1","CoreField.Unique-identifier":"SIM1","CoreField.photographer":"A"
+        }))
+        .expect("record");
+        assert_eq!(
+            key_value(&record, "CoreField.Identifier").as_deref(),
+            Some("SIM1")
+        );
+        assert_eq!(
+            key_value(&record, "corefield.unique-Identifier").as_deref(),
+            Some("SIM1")
+        );
+        assert_eq!(
+            field_text(&record, "CoreField.Photographer").as_deref(),
+            Some("A")
+        );
+        assert_eq!(key_value(&record, "CoreField.OtherNum"), None);
+    }
+
+    #[test]
+    fn jitter_stays_below_its_ceiling() {
+        for _ in 0..100 {
+            assert!(random_below(Duration::from_millis(50)) < Duration::from_millis(50));
+        }
+        assert_eq!(random_below(Duration::ZERO), Duration::ZERO);
     }
 }

@@ -1,10 +1,12 @@
-//! The [`AssetSource`] port on Orange Logic: DataTable reads for one asset, Search for the poll.
+//! The [`AssetSource`] port on Orange Logic: DataTable reads for one asset, Search for the poll
+//! (page by page, sorted on the edit date), deleted objects.
 
 use super::{OrangeLogicClient, OrangeLogicError, Record, SearchQuery};
-use crate::domain::dam::{AssetId, AssetSnapshot};
+use crate::connector_config::{DamSettings, DeletionSettings};
+use crate::domain::dam::{AssetId, AssetSnapshot, ChangeRules, DamDates, DamInstant};
 use crate::error::Retryable;
 use crate::ports::{AssetSource, DamError};
-use futures::TryStreamExt as _;
+use futures::StreamExt as _;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,19 +17,26 @@ pub struct OrangeLogicAssets {
     client: Arc<OrangeLogicClient>,
     fields: Vec<String>,
     edit_date_field: String,
+    dates: DamDates,
+    sort: String,
+    deletions: DeletionSettings,
 }
 
 impl OrangeLogicAssets {
-    /// Reads `fields` of assets; polls on `edit_date_field`.
-    pub fn new(
-        client: Arc<OrangeLogicClient>,
-        fields: Vec<String>,
-        edit_date_field: impl Into<String>,
-    ) -> Self {
+    /// Reads the fields `rules` need; polls on the edit date, sorted as `dam.search.poll_sort`
+    /// says (default: the edit date ascending), and deleted objects as `dam.deletions` says.
+    pub fn new(client: Arc<OrangeLogicClient>, rules: &ChangeRules, dam: &DamSettings) -> Self {
         Self {
             client,
-            fields,
-            edit_date_field: edit_date_field.into(),
+            fields: rules.fields(),
+            edit_date_field: rules.edit_date_field().to_owned(),
+            dates: rules.dates().clone(),
+            sort: dam
+                .search
+                .poll_sort
+                .clone()
+                .unwrap_or_else(|| format!("{} asc", dam.edit_date_field)),
+            deletions: dam.deletions.clone(),
         }
     }
 }
@@ -61,40 +70,74 @@ pub fn snapshot_of(id: AssetId, record: &Record) -> AssetSnapshot {
     AssetSnapshot { id, fields }
 }
 
+fn record_id(item: &Record) -> Option<AssetId> {
+    super::field_text(item, "RecordID").and_then(|r| AssetId::parse(&r).ok())
+}
+
 impl AssetSource for OrangeLogicAssets {
     async fn read(&self, id: &AssetId) -> Result<Option<AssetSnapshot>, DamError> {
-        let record = self
-            .client
-            .read_record("RecordID", id.as_str())
-            .await
-            .map_err(to_port)?;
+        let record = self.client.read_asset(id.as_str()).await.map_err(to_port)?;
         Ok(record.map(|r| snapshot_of(id.clone(), &r)))
     }
 
-    async fn edited_since(&self, since: &str) -> Result<Vec<AssetSnapshot>, DamError> {
+    fn edited_since(
+        &self,
+        since: DamInstant,
+    ) -> impl futures::Stream<Item = Result<Vec<AssetSnapshot>, DamError>> + Send + '_ {
         let mut fields = self.fields.clone();
         fields.push("RecordID".into());
         let query = SearchQuery {
-            query: format!("{}>:{since}", self.edit_date_field),
+            query: format!(
+                "{}>:{}",
+                self.edit_date_field,
+                self.dates.search_text(since)
+            ),
             fields,
             per_page: super::MAX_PER_PAGE,
-            sort: None,
+            sort: Some(self.sort.clone()),
         };
-        let mut found = Vec::new();
-        let mut pages = std::pin::pin!(self.client.search(query));
-        while let Some(page) = pages.try_next().await.map_err(to_port)? {
-            for item in &page.items {
-                let Some(id) = item
-                    .get("RecordID")
-                    .and_then(Value::as_str)
-                    .and_then(|r| AssetId::parse(r).ok())
-                else {
-                    tracing::warn!("search item without a usable RecordID skipped");
-                    continue;
-                };
-                found.push(snapshot_of(id, item));
-            }
+        self.client
+            .search(query)
+            .map(|page| match page {
+                Ok(page) => Some(Ok(page
+                    .items
+                    .iter()
+                    .filter_map(|item| match record_id(item) {
+                        Some(id) => Some(snapshot_of(id, item)),
+                        None => {
+                            tracing::warn!("search item without a usable RecordID skipped");
+                            None
+                        }
+                    })
+                    .collect())),
+                Err(OrangeLogicError::SearchCut { reason, pages }) => {
+                    // The poll resumes from the watermark: what was read is kept, the rest waits.
+                    tracing::warn!(
+                        reason = %reason,
+                        pages,
+                        "poll search stopped early; the next poll goes on from the watermark"
+                    );
+                    None
+                }
+                Err(error) => Some(Err(to_port(error))),
+            })
+            .take_while(|page| futures::future::ready(page.is_some()))
+            .filter_map(futures::future::ready)
+    }
+
+    async fn deleted_since(&self, since: DamInstant) -> Result<Vec<AssetId>, DamError> {
+        if !self.deletions.enabled {
+            return Ok(Vec::new());
         }
-        Ok(found)
+        let since = self.dates.local_text(since, &self.deletions.since_format);
+        let ids = self
+            .client
+            .deleted_objects(&self.deletions.since_parameter, &since)
+            .await
+            .map_err(to_port)?;
+        Ok(ids
+            .iter()
+            .filter_map(|id| AssetId::parse(id).ok())
+            .collect())
     }
 }
