@@ -2,6 +2,7 @@
 
 mod aws_sources;
 mod dam;
+mod dam_webhook;
 mod orange_logic_client;
 mod queue_runner;
 mod whatsapp_sim;
