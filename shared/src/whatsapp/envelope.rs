@@ -66,10 +66,31 @@ impl RefusalReason {
     }
 }
 
-/// The body is not a JSON notification at all.
+/// The body is not a JSON notification at all. Only where parsing stopped is kept: serde_json's
+/// own text can quote the body (`invalid type: string "..."`), which must not reach a log.
 #[derive(Debug, thiserror::Error)]
-#[error("the webhook body is not a JSON notification")]
-pub struct EnvelopeError(#[source] serde_json::Error);
+#[error("the webhook body is not a JSON notification ({category} at line {line}, column {column})")]
+pub struct EnvelopeError {
+    category: &'static str,
+    line: usize,
+    column: usize,
+}
+
+impl From<serde_json::Error> for EnvelopeError {
+    fn from(error: serde_json::Error) -> Self {
+        use serde_json::error::Category;
+        Self {
+            category: match error.classify() {
+                Category::Io => "unreadable",
+                Category::Syntax => "not JSON",
+                Category::Data => "not an object",
+                Category::Eof => "cut short",
+            },
+            line: error.line(),
+            column: error.column(),
+        }
+    }
+}
 
 #[derive(Deserialize)]
 struct Notification<'a> {
@@ -457,7 +478,8 @@ pub fn split(
     pseudonyms: &Pseudonymizer,
     received_at_ms: i64,
 ) -> Result<Split, EnvelopeError> {
-    let notification: Notification<'_> = serde_json::from_slice(body).map_err(EnvelopeError)?;
+    let notification: Notification<'_> =
+        serde_json::from_slice(body).map_err(EnvelopeError::from)?;
     let mut split = Split::default();
     let object = notification.object.as_deref().unwrap_or("");
     if object != WHATSAPP_OBJECT {
@@ -729,6 +751,14 @@ mod tests {
             }
         }
         assert!(split(b"not json", &pseudonyms(), 0).is_err());
+    }
+
+    #[test]
+    fn a_body_that_is_not_a_notification_is_refused_without_quoting_it() {
+        let err = split(br#""call +447700900123""#, &pseudonyms(), 0).expect_err("a string");
+        let text = err.to_string();
+        assert!(!text.contains("7700900123"), "{text}");
+        assert!(text.contains("not an object"), "{text}");
     }
 
     /// A notification with one valid message of id `wamid.V` in the entry, change or list given.
