@@ -42,7 +42,7 @@ pub struct BusinessNumber {
 }
 
 /// What a business number is used for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Purpose {
     /// Outbound alerts and review requests (flows 1, 3, 4, 7).

@@ -219,3 +219,126 @@ pub trait MessageSender: Send + Sync {
         message: &OutgoingMessage,
     ) -> impl Future<Output = Result<SendReceipt, SendError>> + Send;
 }
+
+use crate::domain::contact::{Contact, OptChange, Role};
+use crate::domain::outbound::{OutboundRequest, SentMessageRef};
+use crate::pseudonym::UserPseudonym;
+
+/// The contact directory: who each WhatsApp user is, and whether they may be messaged.
+pub trait ContactDirectory: Send + Sync {
+    /// The entry of `who`, if any.
+    fn get(
+        &self,
+        who: &UserPseudonym,
+    ) -> impl Future<Output = Result<Option<Contact>, StoreError>> + Send;
+
+    /// Writes the directory fields of `contact` (name, address, roles, regions, language, time
+    /// zone, quiet hours, project, opt-in); a recorded opt-out is kept whatever `contact` says.
+    fn put(&self, contact: &Contact) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Every contact with `role` (flows pick recipients by role).
+    fn with_role(
+        &self,
+        role: Role,
+    ) -> impl Future<Output = Result<Vec<Contact>, StoreError>> + Send;
+
+    /// Records that `who` opted out at `at_ms` (creating a bare entry for unknown users);
+    /// `Unchanged` when they already had.
+    fn opt_out(
+        &self,
+        who: &UserPseudonym,
+        at_ms: i64,
+    ) -> impl Future<Output = Result<OptChange, StoreError>> + Send;
+
+    /// Clears the opt-out of `who` and records the opt-in's time and source; `Unchanged` when
+    /// they were not opted out.
+    fn opt_in(
+        &self,
+        who: &UserPseudonym,
+        at_ms: i64,
+        source: &str,
+    ) -> impl Future<Output = Result<OptChange, StoreError>> + Send;
+
+    /// Moves the entry of `old` to `new` (a `system` message: the user changed number).
+    fn change_number(
+        &self,
+        old: &UserPseudonym,
+        new: &Contact,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// A conversation between one user and one business number.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Conversation {
+    /// The user's last inbound message, Unix milliseconds (the 24-hour window opens there).
+    pub last_inbound_at_ms: Option<i64>,
+    /// When the courtesy reply to an unknown sender last went out, Unix milliseconds.
+    pub courtesy_reply_at_ms: Option<i64>,
+    /// What the conversation waits for (`consent:SUMMER26`, ...); flows own its values.
+    pub state: Option<String>,
+}
+
+/// Meta's customer service window: free-form messages only within 24 h of the user's last message.
+pub const SERVICE_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
+
+impl Conversation {
+    /// Whether a free-form message may be sent at `now_ms`.
+    pub fn window_open(&self, now_ms: i64) -> bool {
+        self.last_inbound_at_ms
+            .is_some_and(|at| now_ms - at < SERVICE_WINDOW_MS)
+    }
+}
+
+/// Conversation state per user and business number.
+pub trait ConversationStore: Send + Sync {
+    /// The conversation, if the user ever wrote to `number`.
+    fn get(
+        &self,
+        who: &UserPseudonym,
+        number: &BusinessNumberId,
+    ) -> impl Future<Output = Result<Option<Conversation>, StoreError>> + Send;
+
+    /// Moves the last inbound time forward to `at_ms` (never back: items arrive out of order).
+    fn record_inbound(
+        &self,
+        who: &UserPseudonym,
+        number: &BusinessNumberId,
+        at_ms: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Takes the one courtesy reply of the window: `true` when none went out in the last
+    /// `window_ms` before `now_ms` (and records this one), `false` otherwise.
+    fn take_courtesy_reply(
+        &self,
+        who: &UserPseudonym,
+        number: &BusinessNumberId,
+        now_ms: i64,
+        window_ms: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Sets (or clears) what the conversation waits for.
+    fn set_state(
+        &self,
+        who: &UserPseudonym,
+        number: &BusinessNumberId,
+        state: Option<&str>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// `outbound.fifo`: what flows ask the one sender to send.
+pub trait OutboundQueue: Send + Sync {
+    /// Enqueues every request or fails (the queue deduplicates on the send key).
+    fn enqueue(
+        &self,
+        requests: &[OutboundRequest],
+    ) -> impl Future<Output = Result<(), QueueError>> + Send;
+}
+
+/// Finds what a sent message was about (replies carry its wamid in `context.id`).
+pub trait SentMessageLookup: Send + Sync {
+    /// The send behind `message_id`, if it was one of ours.
+    fn find(
+        &self,
+        message_id: &str,
+    ) -> impl Future<Output = Result<Option<SentMessageRef>, StoreError>> + Send;
+}

@@ -456,6 +456,205 @@ impl MessageSender for InMemoryMessageSender {
     }
 }
 
+use crate::domain::contact::{Contact, OptChange, OptIn, Role};
+use crate::domain::outbound::{OutboundRequest, SentMessageRef};
+use crate::ports::{
+    ContactDirectory, Conversation, ConversationStore, OutboundQueue, SentMessageLookup,
+};
+use crate::pseudonym::UserPseudonym;
+use std::collections::HashMap;
+
+/// The contact directory in memory.
+#[derive(Debug, Default)]
+pub struct InMemoryContactDirectory {
+    contacts: Mutex<HashMap<UserPseudonym, Contact>>,
+}
+
+impl InMemoryContactDirectory {
+    /// Every entry, in pseudonym order.
+    pub fn all(&self) -> Vec<Contact> {
+        let mut all: Vec<Contact> = self
+            .contacts
+            .lock()
+            .map(|c| c.values().cloned().collect())
+            .unwrap_or_default();
+        all.sort_by(|a, b| a.pseudonym.cmp(&b.pseudonym));
+        all
+    }
+}
+
+impl ContactDirectory for InMemoryContactDirectory {
+    async fn get(&self, who: &UserPseudonym) -> Result<Option<Contact>, StoreError> {
+        Ok(self.contacts.lock().map_err(poisoned)?.get(who).cloned())
+    }
+
+    async fn put(&self, contact: &Contact) -> Result<(), StoreError> {
+        let mut contacts = self.contacts.lock().map_err(poisoned)?;
+        let opted_out = contacts
+            .get(&contact.pseudonym)
+            .and_then(|c| c.opted_out_at_ms);
+        let mut contact = contact.clone();
+        contact.opted_out_at_ms = opted_out;
+        contacts.insert(contact.pseudonym.clone(), contact);
+        Ok(())
+    }
+
+    async fn with_role(&self, role: Role) -> Result<Vec<Contact>, StoreError> {
+        Ok(self
+            .all()
+            .into_iter()
+            .filter(|c| c.has_role(role))
+            .collect())
+    }
+
+    async fn opt_out(&self, who: &UserPseudonym, at_ms: i64) -> Result<OptChange, StoreError> {
+        let mut contacts = self.contacts.lock().map_err(poisoned)?;
+        let contact = contacts
+            .entry(who.clone())
+            .or_insert_with(|| Contact::new(who.clone()));
+        if contact.opted_out_at_ms.is_some() {
+            return Ok(OptChange::Unchanged);
+        }
+        contact.opted_out_at_ms = Some(at_ms);
+        Ok(OptChange::Changed)
+    }
+
+    async fn opt_in(
+        &self,
+        who: &UserPseudonym,
+        at_ms: i64,
+        source: &str,
+    ) -> Result<OptChange, StoreError> {
+        let mut contacts = self.contacts.lock().map_err(poisoned)?;
+        let contact = contacts
+            .entry(who.clone())
+            .or_insert_with(|| Contact::new(who.clone()));
+        if contact.opted_out_at_ms.take().is_none() {
+            return Ok(OptChange::Unchanged);
+        }
+        contact.opted_in = Some(OptIn {
+            at_ms,
+            source: source.to_owned(),
+        });
+        Ok(OptChange::Changed)
+    }
+
+    async fn change_number(&self, old: &UserPseudonym, new: &Contact) -> Result<(), StoreError> {
+        let mut contacts = self.contacts.lock().map_err(poisoned)?;
+        contacts.remove(old);
+        contacts.insert(new.pseudonym.clone(), new.clone());
+        Ok(())
+    }
+}
+
+/// Conversation state in memory.
+#[derive(Debug, Default)]
+pub struct InMemoryConversationStore {
+    conversations: Mutex<HashMap<(UserPseudonym, BusinessNumberId), Conversation>>,
+}
+
+impl InMemoryConversationStore {
+    fn update<T>(
+        &self,
+        who: &UserPseudonym,
+        number: &BusinessNumberId,
+        f: impl FnOnce(&mut Conversation) -> T,
+    ) -> Result<T, StoreError> {
+        let mut all = self.conversations.lock().map_err(poisoned)?;
+        Ok(f(all.entry((who.clone(), number.clone())).or_default()))
+    }
+}
+
+impl ConversationStore for InMemoryConversationStore {
+    async fn get(
+        &self,
+        who: &UserPseudonym,
+        number: &BusinessNumberId,
+    ) -> Result<Option<Conversation>, StoreError> {
+        Ok(self
+            .conversations
+            .lock()
+            .map_err(poisoned)?
+            .get(&(who.clone(), number.clone()))
+            .cloned())
+    }
+
+    async fn record_inbound(
+        &self,
+        who: &UserPseudonym,
+        number: &BusinessNumberId,
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.update(who, number, |c| {
+            c.last_inbound_at_ms = Some(c.last_inbound_at_ms.map_or(at_ms, |t| t.max(at_ms)));
+        })
+    }
+
+    async fn take_courtesy_reply(
+        &self,
+        who: &UserPseudonym,
+        number: &BusinessNumberId,
+        now_ms: i64,
+        window_ms: i64,
+    ) -> Result<bool, StoreError> {
+        self.update(who, number, |c| {
+            if c.courtesy_reply_at_ms
+                .is_some_and(|at| now_ms - at < window_ms)
+            {
+                false
+            } else {
+                c.courtesy_reply_at_ms = Some(now_ms);
+                true
+            }
+        })
+    }
+
+    async fn set_state(
+        &self,
+        who: &UserPseudonym,
+        number: &BusinessNumberId,
+        state: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.update(who, number, |c| c.state = state.map(str::to_owned))
+    }
+}
+
+/// `outbound.fifo` in memory (deduplicated on the send key, like the FIFO queue).
+pub type InMemoryOutboundQueue = RecordedEvents<OutboundRequest>;
+
+impl OutboundQueue for InMemoryOutboundQueue {
+    async fn enqueue(&self, requests: &[OutboundRequest]) -> Result<(), QueueError> {
+        let held: Vec<_> = self.events().into_iter().map(|r| r.key).collect();
+        let fresh: Vec<OutboundRequest> = requests
+            .iter()
+            .filter(|r| !held.contains(&r.key))
+            .cloned()
+            .collect();
+        self.record(&fresh)
+    }
+}
+
+/// Sent-message records in memory, by wamid.
+#[derive(Debug, Default)]
+pub struct InMemorySentMessages {
+    sent: Mutex<HashMap<String, SentMessageRef>>,
+}
+
+impl InMemorySentMessages {
+    /// Remembers a sent message.
+    pub fn remember(&self, sent: SentMessageRef) {
+        if let Ok(mut all) = self.sent.lock() {
+            all.insert(sent.message_id.clone(), sent);
+        }
+    }
+}
+
+impl SentMessageLookup for InMemorySentMessages {
+    async fn find(&self, message_id: &str) -> Result<Option<SentMessageRef>, StoreError> {
+        Ok(self.sent.lock().map_err(poisoned)?.get(message_id).cloned())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -120,3 +120,25 @@ impl FlowPublisher for SqsFlowPublisher {
         Ok(())
     }
 }
+
+/// `outbound.fifo`: one message group per recipient, deduplicated on the send key.
+#[derive(Debug, Clone)]
+pub struct SqsOutboundQueue(pub SqsJsonQueue);
+
+impl crate::ports::OutboundQueue for SqsOutboundQueue {
+    async fn enqueue(
+        &self,
+        requests: &[crate::domain::outbound::OutboundRequest],
+    ) -> Result<(), QueueError> {
+        let messages = requests
+            .iter()
+            .map(|r| {
+                Ok(Outgoing {
+                    body: encode(r)?,
+                    fifo: Some((r.group_id(), r.key.deduplication_id())),
+                })
+            })
+            .collect::<Result<Vec<_>, QueueError>>()?;
+        self.0.send(messages).await
+    }
+}

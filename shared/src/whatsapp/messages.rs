@@ -1,6 +1,7 @@
 //! Outgoing Cloud API messages: typed builders, Meta's limits checked before anything is sent, and
 //! the exact JSON bodies of `POST /{version}/{phone-number-id}/messages`.
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use std::fmt;
 
@@ -221,7 +222,8 @@ impl Recipient {
 }
 
 /// Media kinds the Cloud API sends and receives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum MediaKind {
     /// JPEG or PNG, 5 MB.
     Image,
@@ -300,7 +302,8 @@ impl MediaKind {
 }
 
 /// Where media comes from: an uploaded media id or a public link.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum MediaSource {
     /// A media id returned by an upload (preferred: no refetch by Meta).
     Id(String),
@@ -332,7 +335,7 @@ impl MediaSource {
 }
 
 /// An image, video, audio, document or sticker message.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MediaMessage {
     /// Which kind.
     pub kind: MediaKind,
@@ -345,7 +348,8 @@ pub struct MediaMessage {
 }
 
 /// A template parameter value.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ParamValue {
     /// Plain text.
     Text(String),
@@ -366,7 +370,7 @@ pub enum ParamValue {
 }
 
 /// A body or header text parameter; `name` set for templates with named variables.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TemplateParam {
     /// `parameter_name` for named templates; `None` for positional ones.
     pub name: Option<String>,
@@ -425,7 +429,8 @@ impl TemplateParam {
 }
 
 /// A template header parameter.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum TemplateHeader {
     /// A text variable (max 60 characters).
     Text(TemplateParam),
@@ -441,7 +446,8 @@ pub enum TemplateHeader {
 }
 
 /// A template button that carries a variable.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum TemplateButton {
     /// Quick reply: `payload` comes back in the `button` webhook when tapped.
     QuickReply {
@@ -468,7 +474,7 @@ impl TemplateButton {
 }
 
 /// A template message.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Template {
     /// Template name as approved.
     pub name: String,
@@ -483,7 +489,8 @@ pub struct Template {
 }
 
 /// The header of an interactive message.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum InteractiveHeader {
     /// Text, max 60 characters.
     Text(String),
@@ -492,7 +499,7 @@ pub enum InteractiveHeader {
 }
 
 /// One reply button.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReplyButton {
     /// Returned in the `button_reply` webhook; max 256, unique.
     pub id: String,
@@ -501,7 +508,7 @@ pub struct ReplyButton {
 }
 
 /// An interactive message with up to three reply buttons.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReplyButtons {
     /// Optional header.
     pub header: Option<InteractiveHeader>,
@@ -514,7 +521,7 @@ pub struct ReplyButtons {
 }
 
 /// A list row.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListRow {
     /// Returned in the `list_reply` webhook; max 200.
     pub id: String,
@@ -525,7 +532,7 @@ pub struct ListRow {
 }
 
 /// A list section.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListSection {
     /// Max 24; required when there is more than one section.
     pub title: Option<String>,
@@ -534,7 +541,7 @@ pub struct ListSection {
 }
 
 /// An interactive list message.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ListMessage {
     /// Optional text header, max 60.
     pub header: Option<String>,
@@ -549,7 +556,8 @@ pub struct ListMessage {
 }
 
 /// What a message says.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum Content {
     /// Free-form text.
     Text {
