@@ -49,7 +49,10 @@ async fn a_contact_who_opted_out_stays_opted_out_when_the_directory_is_imported_
         OptChange::Unchanged,
         "a second STOP changes nothing (and is not confirmed twice)"
     );
-    directory.put_many(&[ana.clone()]).await.expect("re-import");
+    directory
+        .put_many(std::slice::from_ref(&ana))
+        .await
+        .expect("re-import");
     let read = directory
         .get(&ana.pseudonym)
         .await
