@@ -3,6 +3,7 @@
 mod aws_sources;
 mod dam;
 mod dam_webhook;
+mod directory;
 mod orange_logic_client;
 mod queue_runner;
 mod whatsapp_sim;
