@@ -6,5 +6,6 @@ mod dam_webhook;
 mod directory;
 mod orange_logic_client;
 mod queue_runner;
+mod route_inbound;
 mod whatsapp_sim;
 mod whatsapp_webhook;
