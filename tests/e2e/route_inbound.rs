@@ -572,3 +572,56 @@ async fn a_malformed_item_is_dead_lettered_with_its_reason_not_retried() {
         "moved on its first receive, not retried"
     );
 }
+
+#[tokio::test]
+async fn the_routers_log_holds_no_number_or_message_text() {
+    const SENDER: &str = "447700900466";
+    const NEW_NUMBER: &str = "447700900467";
+    const TEXT: &str = "Gate code 7731, ask for Marguerite";
+    const TITLE: &str = "Approve for Marguerite";
+    let router = Router::start().await;
+    router.known(SENDER, &[Role::Field]).await;
+    let user = router.sim.user(SENDER);
+    user.send_text(TEXT);
+    user.tap_reply_button("wamid.OURS9", "rv|approve|A-9|1", TITLE);
+    user.send_text("Stop.");
+    router.sim.idle().await;
+    let t = now_s();
+    router
+        .post(
+            INTERNAL,
+            &[
+                json!({"from": SENDER, "id": "wamid.HYG1", "timestamp": t.to_string(),
+                    "type": "hologram", "hologram": {"note": TEXT}}),
+                json!({"from": SENDER, "id": "wamid.HYG2", "timestamp": (t + 1).to_string(),
+                    "type": "system", "system": {"body": format!("User A changed from {SENDER} to {NEW_NUMBER}"),
+                    "wa_id": NEW_NUMBER, "type": "user_changed_number"}}),
+            ],
+            &[],
+        )
+        .await;
+    router
+        .post(
+            UGC,
+            &[text_message("447700900468", "wamid.HYG3", t, TEXT)],
+            &[],
+        )
+        .await;
+    router.settle().await;
+    assert!(
+        router.contact(NEW_NUMBER).await.is_some(),
+        "the run went through"
+    );
+
+    let log = e2e::logs::captured();
+    assert!(log.contains("route_inbound"), "the router logged");
+    for needle in [SENDER, NEW_NUMBER, "447700900468", TEXT, TITLE, "Gate code"] {
+        let at = log.find(needle);
+        assert!(
+            at.is_none(),
+            "the log holds {needle:?}: …{}…",
+            at.map(|i| &log[i.saturating_sub(160)..(i + needle.len() + 40).min(log.len())])
+                .unwrap_or_default()
+        );
+    }
+}
