@@ -7,5 +7,6 @@ mod directory;
 mod log_hygiene;
 mod orange_logic_client;
 mod queue_runner;
+mod route_inbound;
 mod whatsapp_sim;
 mod whatsapp_webhook;

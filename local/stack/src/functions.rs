@@ -72,6 +72,7 @@ fn registry() -> Vec<Registration> {
         register::<whatsapp_webhook::Lambda>(),
         register::<dam_webhook::Lambda>(),
         register::<detect_asset_changes::Lambda>(),
+        register::<route_inbound::Lambda>(),
     ]
 }
 

@@ -142,3 +142,59 @@ impl crate::ports::OutboundQueue for SqsOutboundQueue {
         self.0.send(messages).await
     }
 }
+
+/// route-inbound's output queues: FIFO, one message group per user, deduplicated on a digest of
+/// the wamid (statuses: of `wamid:status`).
+#[derive(Debug, Clone)]
+pub struct SqsInboundRoutes {
+    queues: BTreeMap<crate::domain::routing::Destination, SqsJsonQueue>,
+}
+
+impl SqsInboundRoutes {
+    /// One FIFO queue per destination.
+    pub fn new(queues: BTreeMap<crate::domain::routing::Destination, SqsJsonQueue>) -> Self {
+        Self { queues }
+    }
+
+    async fn send(
+        &self,
+        to: crate::domain::routing::Destination,
+        message: Outgoing,
+    ) -> Result<(), QueueError> {
+        let queue = self.queues.get(&to).ok_or_else(|| QueueError::Rejected {
+            reason: format!("no queue configured for {}", to.as_str()),
+        })?;
+        queue.send(vec![message]).await
+    }
+}
+
+impl crate::ports::InboundRoutes for SqsInboundRoutes {
+    async fn status(&self, item: &crate::domain::inbound::InboundItem) -> Result<(), QueueError> {
+        self.send(
+            crate::domain::routing::Destination::DeliveryStatus,
+            Outgoing {
+                body: encode(item)?,
+                fifo: Some((item.group_id(), item.deduplication_id())),
+            },
+        )
+        .await
+    }
+
+    async fn route(
+        &self,
+        to: crate::domain::routing::Destination,
+        message: &crate::domain::outbound::RoutedMessage,
+    ) -> Result<(), QueueError> {
+        self.send(
+            to,
+            Outgoing {
+                body: encode(message)?,
+                fifo: Some((
+                    message.user.as_str().to_owned(),
+                    crate::crypto::sha256_hex(&[message.key.as_bytes()]),
+                )),
+            },
+        )
+        .await
+    }
+}

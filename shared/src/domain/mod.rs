@@ -3,4 +3,6 @@
 pub mod contact;
 pub mod dam;
 pub mod inbound;
+pub mod opt_out;
 pub mod outbound;
+pub mod routing;

@@ -3,3 +3,4 @@
 pub mod accept_webhook;
 pub mod dam_webhook;
 pub mod detect_changes;
+pub mod route_inbound;
