@@ -2,5 +2,6 @@
 
 pub mod contact;
 pub mod dam;
+pub mod directory_csv;
 pub mod inbound;
 pub mod outbound;
