@@ -345,6 +345,16 @@ impl Template {
     /// Every problem Meta would refuse the template for, and every placeholder the repository's
     /// notes leave undocumented.
     pub fn validate(&self) -> Vec<Problem> {
+        let mut problems = self.validate_request();
+        if problems.is_empty() {
+            check_documented(self, &mut problems);
+        }
+        problems
+    }
+
+    /// Every problem Meta would refuse the create-template request for (the repository's notes
+    /// aside).
+    pub fn validate_request(&self) -> Vec<Problem> {
         let mut problems = Vec::new();
         let mut issue = |field: &str, message: String| problems.push(Problem::new(field, message));
         if !valid_template_name(&self.name) {
@@ -414,9 +424,6 @@ impl Template {
         }
         if !counts.contains_key("BODY") {
             problems.push(Problem::new("components", "needs a BODY component"));
-        }
-        if problems.is_empty() {
-            check_documented(self, &mut problems);
         }
         problems
     }

@@ -499,6 +499,10 @@ impl ContactDirectory for InMemoryContactDirectory {
         Ok(())
     }
 
+    async fn list_all(&self) -> Result<Vec<Contact>, StoreError> {
+        Ok(self.all())
+    }
+
     async fn with_role(&self, role: Role) -> Result<Vec<Contact>, StoreError> {
         Ok(self
             .all()
