@@ -236,8 +236,12 @@ pub trait ContactDirectory: Send + Sync {
     /// zone, quiet hours, project, opt-in); a recorded opt-out is kept whatever `contact` says.
     fn put(&self, contact: &Contact) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Every entry, bare opt-out entries included (the directory export).
-    fn list_all(&self) -> impl Future<Output = Result<Vec<Contact>, StoreError>> + Send;
+    /// [`ContactDirectory::put`] for many contacts (an import), a bounded number of writes at once.
+    fn put_many(&self, contacts: &[Contact])
+    -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Every entry (the export).
+    fn all(&self) -> impl Future<Output = Result<Vec<Contact>, StoreError>> + Send;
 
     /// Every contact with `role` (flows pick recipients by role).
     fn with_role(

@@ -472,7 +472,7 @@ pub struct InMemoryContactDirectory {
 
 impl InMemoryContactDirectory {
     /// Every entry, in pseudonym order.
-    pub fn all(&self) -> Vec<Contact> {
+    pub fn entries(&self) -> Vec<Contact> {
         let mut all: Vec<Contact> = self
             .contacts
             .lock()
@@ -499,13 +499,20 @@ impl ContactDirectory for InMemoryContactDirectory {
         Ok(())
     }
 
-    async fn list_all(&self) -> Result<Vec<Contact>, StoreError> {
-        Ok(self.all())
+    async fn put_many(&self, contacts: &[Contact]) -> Result<(), StoreError> {
+        for contact in contacts {
+            self.put(contact).await?;
+        }
+        Ok(())
+    }
+
+    async fn all(&self) -> Result<Vec<Contact>, StoreError> {
+        Ok(self.entries())
     }
 
     async fn with_role(&self, role: Role) -> Result<Vec<Contact>, StoreError> {
         Ok(self
-            .all()
+            .entries()
             .into_iter()
             .filter(|c| c.has_role(role))
             .collect())

@@ -3,6 +3,8 @@
 mod aws_sources;
 mod dam;
 mod dam_webhook;
+mod directory;
+mod log_hygiene;
 mod orange_logic_client;
 mod queue_runner;
 mod whatsapp_sim;

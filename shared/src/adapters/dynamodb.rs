@@ -18,12 +18,12 @@ const COMPLETED: &str = "COMPLETED";
 /// retrying costs a receive, dropping loses accepted work.
 const PERMANENT_CODES: [&str; 2] = ["ValidationException", "SerializationException"];
 
-enum Failure {
+pub(crate) enum Failure {
     ConditionFailed,
     Store(StoreError),
 }
 
-fn classify<E, R>(error: SdkError<E, R>) -> Failure
+pub(crate) fn classify<E, R>(error: SdkError<E, R>) -> Failure
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
@@ -40,7 +40,7 @@ where
     }
 }
 
-fn store_error<E, R>(error: SdkError<E, R>) -> StoreError
+pub(crate) fn store_error<E, R>(error: SdkError<E, R>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
@@ -53,11 +53,11 @@ where
     }
 }
 
-fn s(value: impl Into<String>) -> AttributeValue {
+pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
-fn n(value: impl ToString) -> AttributeValue {
+pub(crate) fn n(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 

@@ -1,5 +1,6 @@
 //! Port implementations on AWS services.
 
+pub mod directory;
 pub mod dynamodb;
 pub mod orange_logic;
 pub mod sqs;

@@ -252,25 +252,28 @@ mod tests {
 
     #[test]
     fn an_address_is_normalised_and_never_shown_in_debug() {
-        let a = WhatsAppAddress::parse("+44 7700 900123").unwrap();
+        let a = WhatsAppAddress::parse("+44 7700 900123").expect("valid");
         assert_eq!(a.expose(), "+447700900123");
-        assert_eq!(a, WhatsAppAddress::from_wa_id("447700900123").unwrap());
+        assert_eq!(
+            a,
+            WhatsAppAddress::from_wa_id("447700900123").expect("valid")
+        );
         assert!(!format!("{a:?}").contains("7700"));
         assert!(matches!(a.recipient(), Recipient::Phone(_)));
-        let b = WhatsAppAddress::parse("US.13491208655302741918").unwrap();
+        let b = WhatsAppAddress::parse("US.13491208655302741918").expect("valid");
         assert!(matches!(b.recipient(), Recipient::UserId(_)));
         assert!(WhatsAppAddress::parse("12ab").is_err());
     }
 
     #[test]
     fn quiet_hours_may_span_midnight() {
-        let q = QuietHours::parse("22:00-07:00").unwrap();
+        let q = QuietHours::parse("22:00-07:00").expect("valid");
         assert!(q.contains(23 * 60));
         assert!(q.contains(6 * 60 + 59));
         assert!(!q.contains(7 * 60));
         assert!(!q.contains(12 * 60));
         assert_eq!(q.to_string(), "22:00-07:00");
-        let day = QuietHours::parse("12:00-13:30").unwrap();
+        let day = QuietHours::parse("12:00-13:30").expect("valid");
         assert!(day.contains(12 * 60 + 15));
         assert!(!day.contains(13 * 60 + 30));
         assert_eq!(QuietHours::parse("25:00-07:00"), None);

@@ -313,7 +313,7 @@ mod tests {
             subject: "A-1".into(),
             version: "3".into(),
         };
-        let encoded = id.encode().unwrap();
+        let encoded = id.encode().expect("valid");
         assert_eq!(ButtonId::decode(&encoded), Some(id));
         assert_eq!(ButtonId::decode("yes"), None);
         assert_eq!(ButtonId::decode("zz|a|b|c"), None);
@@ -336,7 +336,7 @@ mod tests {
                 version: "courtesy".into(),
                 recipient: user(),
             },
-            to: WhatsAppAddress::parse("+447700900123").unwrap(),
+            to: WhatsAppAddress::parse("+447700900123").expect("valid"),
             from: SendFrom::Purpose(Purpose::Notifications),
             content: Some(Content::Text {
                 body: "Hello".into(),
@@ -347,8 +347,8 @@ mod tests {
             actor: None,
             requested_at_ms: 1,
         };
-        let json = serde_json::to_string(&request).unwrap();
-        let back: OutboundRequest = serde_json::from_str(&json).unwrap();
+        let json = serde_json::to_string(&request).expect("valid");
+        let back: OutboundRequest = serde_json::from_str(&json).expect("valid");
         assert_eq!(back, request);
         assert!(!format!("{request:?}").contains("7700"));
     }
