@@ -251,8 +251,10 @@ impl TemplateDef {
             given.insert(index);
         }
         for (index, button) in self.buttons.iter().enumerate() {
-            if matches!(button, ButtonDef::Url { dynamic: true } | ButtonDef::CopyCode)
-                && !given.contains(&index)
+            if matches!(
+                button,
+                ButtonDef::Url { dynamic: true } | ButtonDef::CopyCode
+            ) && !given.contains(&index)
             {
                 return Err(mismatch(format!(
                     "button {index}: its parameter (URL suffix or code) is missing"
@@ -633,8 +635,9 @@ impl World {
             )));
         }
         // A rejected template is replaced by its corrected resubmission.
-        self.submitted
-            .retain(|t| !(t.request.name == request.name && t.request.language == request.language));
+        self.submitted.retain(|t| {
+            !(t.request.name == request.name && t.request.language == request.language)
+        });
         let id = format!("{}", 1_600_000_000_000_000 + self.next_id());
         self.submitted.push(SubmittedTemplate {
             id,

@@ -1,7 +1,6 @@
 //! `contacts import | export`: the directory as CSV, through the `ContactDirectory` port.
 
 use crate::report::Report;
-use futures::StreamExt as _;
 use shared::domain::directory_csv;
 use shared::error::Retryable as _;
 use shared::ports::{ContactDirectory, StoreError};
@@ -12,15 +11,15 @@ use shared::pseudonym::Pseudonymizer;
 pub struct ImportOptions {
     /// Import the good rows of a file that has bad ones (otherwise nothing is imported).
     pub skip_bad_rows: bool,
-    /// Writes in flight at once.
-    pub in_flight: usize,
+    /// Contacts per `put_many` call.
+    pub chunk: usize,
 }
 
 impl Default for ImportOptions {
     fn default() -> Self {
         Self {
             skip_bad_rows: false,
-            in_flight: 16,
+            chunk: 500,
         }
     }
 }
@@ -55,20 +54,24 @@ pub async fn import<D: ContactDirectory>(
         ));
         return report;
     }
-    let results: Vec<Result<(), StoreError>> = futures::stream::iter(&file.contacts)
-        .map(|(_, contact)| directory.put(contact))
-        .buffer_unordered(options.in_flight.max(1))
-        .collect()
-        .await;
-    let failed: Vec<&StoreError> = results.iter().filter_map(|r| r.as_ref().err()).collect();
-    let written = results.len() - failed.len();
-    if let Some(first) = failed.first() {
+    let contacts: Vec<_> = file.contacts.into_iter().map(|(_, c)| c).collect();
+    let mut written = 0;
+    let mut failure = None;
+    // The directory bounds the writes in flight; chunks bound what one failure leaves unsaid.
+    for chunk in contacts.chunks(options.chunk.max(1)) {
+        match directory.put_many(chunk).await {
+            Ok(()) => written += chunk.len(),
+            Err(error) => {
+                failure = Some(error);
+                break;
+            }
+        }
+    }
+    if let Some(error) = &failure {
         report.problem(format!(
-            "{} of {} writes failed ({}{}); rerun the import to finish it",
-            failed.len(),
-            results.len(),
-            first,
-            if first.is_retryable() {
+            "writing stopped after {written} of {} contacts ({error}{}); rerun the import to finish it",
+            contacts.len(),
+            if error.is_retryable() {
                 ", retryable"
             } else {
                 ""
@@ -84,13 +87,13 @@ pub async fn import<D: ContactDirectory>(
         "{file_name}: {written} contacts imported of {rows} rows{skipped}"
     ));
     // Skipped bad rows were asked for: the import itself succeeded.
-    report.ok = failed.is_empty();
+    report.ok = failure.is_none();
     report
 }
 
 /// Every entry with a number, as CSV, and a summary line.
 pub async fn export<D: ContactDirectory>(directory: &D) -> Result<(String, Report), StoreError> {
-    let mut contacts = directory.list_all().await?;
+    let mut contacts = directory.all().await?;
     contacts.sort_by(|a, b| a.pseudonym.cmp(&b.pseudonym));
     let without = contacts.iter().filter(|c| c.address.is_none()).count();
     let mut report = Report::new();

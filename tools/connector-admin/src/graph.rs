@@ -117,10 +117,10 @@ impl TemplateApi {
     /// Every template of the WABA, all pages.
     pub async fn list(&self) -> Result<Vec<WabaTemplate>, ApiError> {
         let mut all = Vec::new();
-        let mut request = self
-            .http
-            .get(self.templates_url())
-            .query(&[("fields", LIST_FIELDS), ("limit", "100")]);
+        let mut request = self.http.get(format!(
+            "{}?fields={LIST_FIELDS}&limit=100",
+            self.templates_url()
+        ));
         loop {
             let response = request
                 .bearer_auth(self.target.token.expose())
@@ -137,7 +137,10 @@ impl TemplateApi {
     }
 
     /// Submits one template for review.
-    pub async fn create(&self, template: &shared::templates::Template) -> Result<Created, ApiError> {
+    pub async fn create(
+        &self,
+        template: &shared::templates::Template,
+    ) -> Result<Created, ApiError> {
         let response = self
             .http
             .post(self.templates_url())
