@@ -831,13 +831,11 @@ fn check_buttons(
                     }
                 }
             },
-            "COPY_CODE" => {
-                if button.example.as_ref().is_none_or(|e| e.len() != 1) {
-                    problems.push(Problem::new(
-                        format!("{field}.example"),
-                        "a COPY_CODE button needs one example code",
-                    ));
-                }
+            "COPY_CODE" if button.example.as_ref().is_none_or(|e| e.len() != 1) => {
+                problems.push(Problem::new(
+                    format!("{field}.example"),
+                    "a COPY_CODE button needs one example code",
+                ));
             }
             _ => {}
         }
@@ -1064,7 +1062,13 @@ impl Catalogue {
     fn check_languages_agree(&mut self) {
         let mut first: BTreeMap<&str, &CatalogueEntry> = BTreeMap::new();
         let mut found = Vec::new();
-        for entry in &self.entries {
+        // A file with problems of its own is reported for them, not compared.
+        let faulty: BTreeSet<&Path> = self.problems.iter().map(|p| p.path.as_path()).collect();
+        for entry in self
+            .entries
+            .iter()
+            .filter(|e| !faulty.contains(e.path.as_path()))
+        {
             let Some(reference) = first.get(entry.template.name.as_str()) else {
                 first.insert(&entry.template.name, entry);
                 continue;
@@ -1205,6 +1209,55 @@ parameters:
                 configured.name
             );
         }
+    }
+
+    #[test]
+    fn every_language_of_a_template_must_take_the_same_values_and_sit_in_its_own_file() {
+        let dir = std::env::temp_dir().join(format!("templates-langs-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("asset_review_request")).expect("mkdir");
+        std::fs::write(dir.join("asset_review_request/en_US.yaml"), REVIEW).expect("write");
+        let french = REVIEW
+            .replace("language: en_US", "language: fr_FR")
+            .replace(", due {{2}}.", ".")
+            .replace(r#", "5 Dec"]]"#, "]]")
+            .replace(
+                "  body: [asset title, review deadline]",
+                "  body: [asset title]",
+            );
+        std::fs::write(dir.join("asset_review_request/fr_FR.yaml"), french).expect("write");
+        std::fs::write(dir.join("asset_review_request/es.yaml"), REVIEW).expect("write");
+        std::fs::write(dir.join("loose.yaml"), REVIEW).expect("write");
+        let catalogue = Catalogue::load(&dir);
+        let problems: Vec<(String, String)> = catalogue
+            .problems
+            .iter()
+            .map(|p| {
+                (
+                    p.path
+                        .strip_prefix(&dir)
+                        .expect("inside")
+                        .display()
+                        .to_string(),
+                    p.problem.field.clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            problems,
+            vec![
+                ("loose.yaml".to_owned(), String::new()),
+                (
+                    "asset_review_request/es.yaml".to_owned(),
+                    "language".to_owned()
+                ),
+                (
+                    "asset_review_request/fr_FR.yaml".to_owned(),
+                    "components".to_owned()
+                ),
+            ]
+        );
+        std::fs::remove_dir_all(&dir).expect("clean up");
     }
 
     #[test]
