@@ -29,16 +29,20 @@ fn configured() -> templates_cmd::Configured {
 }
 
 async fn simulator() -> (Simulator, TemplateApi) {
-    let sim = Simulator::start(SimConfig::new(TOKEN, APP_SECRET))
-        .await
-        .expect("simulator");
+    simulator_with(SimConfig::new(TOKEN, APP_SECRET)).await
+}
+
+async fn simulator_with(config: SimConfig) -> (Simulator, TemplateApi) {
+    let sim = Simulator::start(config).await.expect("simulator");
     let api = TemplateApi::new(GraphTarget {
         base_url: sim.base_url().to_owned(),
         version: "v23.0".into(),
         waba_id: sim.config().waba_id.clone(),
         token: Secret::new(TOKEN),
     })
-    .expect("client");
+    .expect("client")
+    // Small pages, so every list follows Meta's `paging.next` several times.
+    .with_page_size(5);
     (sim, api)
 }
 
@@ -224,9 +228,30 @@ async fn the_simulator_refuses_what_meta_refuses_and_names_the_field() {
         .get("asset_share", "en_US")
         .expect("template")
         .clone();
-    sim.reject_templates_named("asset_share", "INVALID_FORMAT");
+    // The simulator's HTTP switch, as the demo uses it.
+    let switch = reqwest::Client::new()
+        .post(format!("{}/sim/templates/rejections", sim.base_url()))
+        .json(&json!({"name": "asset_share", "reason": "INVALID_FORMAT"}))
+        .send()
+        .await
+        .expect("switch");
+    assert!(switch.status().is_success());
     api.create(&rejected).await.expect("create");
-    sim.review_templates();
+    let review = reqwest::Client::new()
+        .post(format!("{}/sim/templates/review", sim.base_url()))
+        .send()
+        .await
+        .expect("review");
+    let review: serde_json::Value = review.json().await.expect("json");
+    assert_eq!(review["reviewed"], 1);
+    assert_eq!(
+        sim.submitted_templates(),
+        vec![(
+            "asset_share".into(),
+            "en_US".into(),
+            ReviewStatus::Rejected("INVALID_FORMAT".into())
+        )]
+    );
     // A corrected resubmission replaces the rejected one and is reviewed again.
     rejected.components[0].text = rejected.components[0]
         .text
@@ -237,4 +262,22 @@ async fn the_simulator_refuses_what_meta_refuses_and_names_the_field() {
         sim.submitted_templates(),
         vec![("asset_share".into(), "en_US".into(), ReviewStatus::Pending)]
     );
+}
+
+#[tokio::test]
+async fn a_stack_may_start_with_the_catalogue_templates_already_approved() {
+    let mut config = SimConfig::new(TOKEN, APP_SECRET);
+    config
+        .templates
+        .extend(whatsapp_sim::catalogue_templates(&catalogue_dir()));
+    let (sim, api) = simulator_with(config).await;
+    let status = templates_cmd::status(&catalogue_dir(), &api, Some(&configured()))
+        .await
+        .expect("status");
+    assert!(status.ok, "{:#?}", status.lines);
+    assert_eq!(
+        line(&status, "rights_expiry_alert fr_FR:"),
+        "rights_expiry_alert fr_FR: APPROVED"
+    );
+    assert!(sim.submitted_templates().is_empty());
 }

@@ -333,6 +333,18 @@ pub struct SubmittedTemplate {
     pub status: ReviewStatus,
 }
 
+/// The templates of a catalogue directory (`templates/<name>/<language>.yaml`), as if submitted and
+/// approved: a stack can start with the connector's own templates. Files with problems are left out.
+pub fn catalogue_templates(dir: &std::path::Path) -> Vec<TemplateDef> {
+    let catalogue = shared::templates::Catalogue::load(dir);
+    catalogue
+        .entries
+        .iter()
+        .filter(|e| !catalogue.problems.iter().any(|p| p.path == e.path))
+        .map(|e| TemplateDef::from_request(&e.template))
+        .collect()
+}
+
 /// Bytes of a media object.
 #[derive(Debug, Clone)]
 pub enum MediaBytes {

@@ -73,6 +73,7 @@ struct Paging {
 pub struct TemplateApi {
     http: reqwest::Client,
     target: GraphTarget,
+    page_size: usize,
 }
 
 /// Fields asked for when listing (Meta's default fields leave out the rejection reason).
@@ -85,7 +86,17 @@ impl TemplateApi {
             .timeout(Duration::from_secs(30))
             .build()
             .map_err(ApiError::Transport)?;
-        Ok(Self { http, target })
+        Ok(Self {
+            http,
+            target,
+            page_size: 100,
+        })
+    }
+
+    /// Templates asked for per page (100 unless changed; tests use small pages).
+    pub fn with_page_size(mut self, page_size: usize) -> Self {
+        self.page_size = page_size.max(1);
+        self
     }
 
     fn templates_url(&self) -> String {
