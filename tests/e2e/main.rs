@@ -1,6 +1,7 @@
 //! End-to-end tests: the real handlers on the local stack (moto, HTTP front, queue runner).
 
 mod aws_sources;
+mod contacts_import;
 mod dam;
 mod dam_webhook;
 mod directory;
@@ -8,5 +9,6 @@ mod log_hygiene;
 mod orange_logic_client;
 mod queue_runner;
 mod route_inbound;
+mod templates;
 mod whatsapp_sim;
 mod whatsapp_webhook;
