@@ -406,11 +406,14 @@ async fn each_kind_of_inbound_item_reaches_its_queue() {
         [request.as_str()]
     );
     assert_eq!(keys(&router.routed("UgcIntakeQueue").await), ["wamid.UGC1"]);
-    let mut replies = router.routed("RepliesQueue").await;
-    replies.sort_by(|a, b| a.key.cmp(&b.key));
-    assert_eq!(keys(&replies), ["wamid.QUOTE1", tap.as_str()]);
-    let answered: Vec<_> = replies
+    // Each answer goes to the queue of the flow that sent the message it answers.
+    let campaign = router.routed("CampaignQueue").await;
+    assert_eq!(keys(&campaign), ["wamid.QUOTE1"]);
+    let review = router.routed("ReviewQueue").await;
+    assert_eq!(keys(&review), [tap.as_str()]);
+    let answered: Vec<_> = campaign
         .iter()
+        .chain(&review)
         .map(|r| r.answers.as_ref().map(|k| (k.flow, k.subject.clone())))
         .collect();
     assert_eq!(

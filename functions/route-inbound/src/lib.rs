@@ -11,6 +11,7 @@ use shared::adapters::sqs_records::SqsRecordQueues;
 use shared::config::{ConfigError, Env};
 use shared::connector_config::{ConnectorConfigError, ConnectorConfigLocation};
 use shared::domain::inbound::InboundItem;
+use shared::domain::outbound::MessageFlow;
 use shared::domain::routing::Destination;
 use shared::error::Retryable;
 use shared::flows::route_inbound::{InboundRouter, Numbers, RouteError, RouterSettings};
@@ -25,14 +26,24 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// The queue URL variable of each destination.
-pub const DESTINATION_QUEUES: [(Destination, &str); 6] = [
+/// The queue URL variable of each destination (answers go to their flow's queue: [`REPLY_QUEUES`]).
+pub const DESTINATION_QUEUES: [(Destination, &str); 5] = [
     (Destination::DeliveryStatus, "DELIVERY_STATUS_QUEUE_URL"),
-    (Destination::Replies, "REPLIES_QUEUE_URL"),
     (Destination::Sharing, "SHARING_QUEUE_URL"),
     (Destination::FieldIngest, "FIELD_INGEST_QUEUE_URL"),
     (Destination::UgcIntake, "UGC_INTAKE_QUEUE_URL"),
     (Destination::Unrouted, "UNROUTED_QUEUE_URL"),
+];
+
+/// The queue an answer to each flow's messages goes to: the flow's own queue.
+pub const REPLY_QUEUES: [(MessageFlow, &str); 7] = [
+    (MessageFlow::Review, "REVIEW_QUEUE_URL"),
+    (MessageFlow::IssueAlert, "ISSUE_ALERT_QUEUE_URL"),
+    (MessageFlow::Campaign, "CAMPAIGN_QUEUE_URL"),
+    (MessageFlow::RightsExpiry, "RIGHTS_EXPIRY_QUEUE_URL"),
+    (MessageFlow::Sharing, "SHARING_QUEUE_URL"),
+    (MessageFlow::FieldIngest, "FIELD_INGEST_QUEUE_URL"),
+    (MessageFlow::UgcIntake, "UGC_INTAKE_QUEUE_URL"),
 ];
 
 /// Settings read at cold start.
@@ -50,6 +61,8 @@ pub struct Config {
     pub outbound_queue_url: String,
     /// The flow queues.
     pub destination_queues: BTreeMap<Destination, String>,
+    /// The queue answers to each flow's messages go to.
+    pub reply_queues: BTreeMap<MessageFlow, String>,
     /// The dead-letter queue of `inbound.fifo`, for items that can never be handled.
     pub dead_letter_queue_url: String,
     /// Where the connector configuration is.
@@ -76,6 +89,10 @@ impl Config {
             .into_iter()
             .map(|(destination, name)| (destination, env.required(name)))
             .collect();
+        let reply_queues = REPLY_QUEUES
+            .into_iter()
+            .map(|(flow, name)| (flow, env.required(name)))
+            .collect();
         let dead_letter_queue_url = env.required("DEAD_LETTER_QUEUE_URL");
         let connector_config = ConnectorConfigLocation::from_env(&mut env);
         let secrets = SecretsLocation::from_env(&mut env);
@@ -87,6 +104,7 @@ impl Config {
             sent_messages_table,
             outbound_queue_url,
             destination_queues,
+            reply_queues,
             dead_letter_queue_url,
             connector_config,
             secrets,
@@ -132,6 +150,11 @@ pub async fn connect(config: &Config, aws: &aws_config::SdkConfig) -> Result<Dep
                 .destination_queues
                 .iter()
                 .map(|(destination, url)| (*destination, SqsJsonQueue::new(sqs.clone(), url)))
+                .collect(),
+            config
+                .reply_queues
+                .iter()
+                .map(|(flow, url)| (*flow, SqsJsonQueue::new(sqs.clone(), url)))
                 .collect(),
         ),
         pseudonyms: Pseudonymizer::new(&secrets.pseudonym_key),
