@@ -18,6 +18,61 @@ pub struct ConnectorConfig {
     pub routing: Routing,
     /// When rights-expiry alerts fire.
     pub alerts: Alerts,
+    /// Review requests (flow 1).
+    #[serde(default)]
+    pub review: ReviewConfig,
+    /// Issue alerts (flow 7).
+    #[serde(default)]
+    pub issue_alerts: IssueAlertConfig,
+}
+
+/// Review requests (flow 1).
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReviewConfig {
+    /// Reasons a rejecting approver is offered as examples (free text is always accepted).
+    #[serde(default)]
+    pub reject_reasons: Vec<String>,
+    /// Hours before the review deadline the one reminder goes out (default 24).
+    #[serde(default = "default_reminder_hours")]
+    pub reminder_before_hours: u32,
+    /// Hours a link sent to an approver stays valid (default 72).
+    #[serde(default = "default_link_hours")]
+    pub link_hours: u32,
+    /// Share-link format (default `TRX`).
+    #[serde(default = "default_link_format")]
+    pub link_format: String,
+}
+
+impl Default for ReviewConfig {
+    fn default() -> Self {
+        Self {
+            reject_reasons: Vec::new(),
+            reminder_before_hours: default_reminder_hours(),
+            link_hours: default_link_hours(),
+            link_format: default_link_format(),
+        }
+    }
+}
+
+fn default_reminder_hours() -> u32 {
+    24
+}
+
+fn default_link_hours() -> u32 {
+    72
+}
+
+fn default_link_format() -> String {
+    "TRX".into()
+}
+
+/// Issue alerts (flow 7).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct IssueAlertConfig {
+    /// The team contact (a WhatsApp number or BSUID) alerted when an asset's owner is not in the
+    /// directory; none by default (the gap is then only logged and noted on the asset).
+    #[serde(default)]
+    pub fallback_contact: Option<String>,
 }
 
 /// WhatsApp numbers and templates.
@@ -579,6 +634,14 @@ impl ConnectorConfig {
             issue(
                 "dam.dates.time_zone".into(),
                 "is not a known IANA time zone name (e.g. UTC, America/New_York)",
+            );
+        }
+        if let Some(contact) = &self.issue_alerts.fallback_contact
+            && crate::domain::contact::WhatsAppAddress::parse(contact).is_err()
+        {
+            issue(
+                "issue_alerts.fallback_contact".into(),
+                "must be a WhatsApp number in E.164 or a business-scoped user id",
             );
         }
         if self.dam.search.page_cap == 0 {

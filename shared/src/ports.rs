@@ -366,3 +366,50 @@ pub trait InboundRoutes: Send + Sync {
         message: &RoutedMessage,
     ) -> impl Future<Output = Result<(), QueueError>> + Send;
 }
+
+use crate::domain::review::{Decision, ReviewRequest};
+
+/// Outcome of opening a review request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Opened {
+    /// Stored now (first sight of this version; an older version's request is replaced).
+    New,
+    /// This version's request was already stored (a redelivery): as stored.
+    Existing(ReviewRequest),
+}
+
+/// Outcome of the conditional decision write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decided {
+    /// This decision is the one.
+    Written,
+    /// Someone decided first, or the version moved on: the request as it now stands.
+    Lost(Option<ReviewRequest>),
+}
+
+/// Review requests, one per asset (its current version), with their one decision.
+pub trait ReviewStore: Send + Sync {
+    /// Stores `request` unless the same version is already stored.
+    fn open(&self, request: &ReviewRequest) -> impl Future<Output = Result<Opened, StoreError>> + Send;
+
+    /// The asset's current request.
+    fn get(&self, asset: &str) -> impl Future<Output = Result<Option<ReviewRequest>, StoreError>> + Send;
+
+    /// Records `decision` if the request is still at `version` and undecided (a conditional write).
+    fn decide(
+        &self,
+        asset: &str,
+        version: &str,
+        decision: &Decision,
+    ) -> impl Future<Output = Result<Decided, StoreError>> + Send;
+
+    /// Open requests whose deadline is at or before `before` (Unix seconds) and not yet reminded.
+    fn due_for_reminder(&self, before: i64) -> impl Future<Output = Result<Vec<ReviewRequest>, StoreError>> + Send;
+
+    /// Marks the reminder of `asset` at `version` sent; `false` when it already was.
+    fn mark_reminded(
+        &self,
+        asset: &str,
+        version: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}

@@ -6,4 +6,5 @@ pub mod directory_csv;
 pub mod inbound;
 pub mod opt_out;
 pub mod outbound;
+pub mod review;
 pub mod routing;

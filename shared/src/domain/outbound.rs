@@ -228,6 +228,28 @@ impl ButtonId {
     }
 }
 
+/// The action of a conversation state that makes the user's next text an answer.
+pub const AWAITS: &str = "awaits";
+
+/// The conversation state (`ConversationStore::set_state`) under which the user's next text
+/// message answers the send `flow|subject|version` (as a reply quoting that send would): the
+/// router hands it to the flow's queue. `None` when a part holds `|` or it passes 256 bytes.
+pub fn awaited_answer_state(flow: MessageFlow, subject: &str, version: &str) -> Option<String> {
+    ButtonId {
+        flow,
+        action: AWAITS.to_owned(),
+        subject: subject.to_owned(),
+        version: version.to_owned(),
+    }
+    .encode()
+}
+
+/// The send a conversation state waits for an answer to: (flow, subject, version).
+pub fn awaited_answer(state: &str) -> Option<(MessageFlow, String, String)> {
+    let id = ButtonId::decode(state)?;
+    (id.action == AWAITS).then_some((id.flow, id.subject, id.version))
+}
+
 /// What a sent message was about, found from its wamid (a reply's `context.id`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SentMessageRef {
@@ -324,6 +346,17 @@ mod tests {
             version: "v".into(),
         };
         assert_eq!(piped.encode(), None);
+    }
+
+    #[test]
+    fn an_awaited_answer_state_round_trips_and_other_states_await_nothing() {
+        let state = awaited_answer_state(MessageFlow::Review, "A-1", "3#reason").expect("fits");
+        assert_eq!(
+            awaited_answer(&state),
+            Some((MessageFlow::Review, "A-1".into(), "3#reason".into()))
+        );
+        assert_eq!(awaited_answer("consent:SUMMER26"), None);
+        assert_eq!(awaited_answer("rv|approve|A-1|3"), None);
     }
 
     #[test]

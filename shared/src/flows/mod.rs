@@ -1,6 +1,9 @@
 //! Flows: the business steps, orchestrating ports. Functions call one flow per event.
 
 pub mod accept_webhook;
+pub mod dam_log;
 pub mod dam_webhook;
 pub mod detect_changes;
+pub mod issue_alert;
+pub mod review_request;
 pub mod route_inbound;

@@ -13,7 +13,7 @@ use crate::domain::contact::{Contact, OptChange, WhatsAppAddress};
 use crate::domain::inbound::{ENVELOPE_VERSION, InboundItem, InboundKind};
 use crate::domain::opt_out::{OptCommand, parse_command};
 use crate::domain::outbound::{
-    ButtonId, MessageFlow, OUTBOUND_VERSION, OutboundRequest, RoutedMessage, SendFrom, SendKey,
+    ButtonId, awaited_answer, MessageFlow, OUTBOUND_VERSION, OutboundRequest, RoutedMessage, SendFrom, SendKey,
 };
 use crate::domain::routing::{self, Destination, MessageFacts, Route};
 use crate::error::Retryable;
@@ -350,6 +350,24 @@ where
         {
             let button = routing::tapped_id(&inbound.message.content).map(str::to_owned);
             return Ok((Some(sent.key), button));
+        }
+        // A flow waiting for the user's next text (a rejection reason) set the conversation's
+        // state: that text answers the flow's question as a reply quoting it would.
+        if matches!(inbound.message.content, MessageContent::Text(_))
+            && let Some(state) = self
+                .conversations
+                .get(&inbound.user, &inbound.number)
+                .await?
+                .and_then(|c| c.state)
+            && let Some((flow, subject, version)) = awaited_answer(&state)
+        {
+            let key = SendKey {
+                flow,
+                subject,
+                version,
+                recipient: inbound.user.clone(),
+            };
+            return Ok((Some(key), None));
         }
         Ok((None, None))
     }

@@ -120,6 +120,12 @@ pub enum OrangeLogicError {
     /// A write answered without saying that any record was affected.
     #[error("Orange Logic's answer to a write does not say that a record was affected")]
     NotAffected,
+    /// Concurrent writers kept replacing an appended line.
+    #[error("an appended line was replaced by concurrent writes {attempts} times")]
+    AppendLost {
+        /// Writes tried.
+        attempts: u32,
+    },
     /// Parameters the instance ignored: misspelt field names or keys; fix the configuration.
     #[error(
         "Orange Logic ignored the parameters {} (configuration: check dam.field_map and dam.datatable)",
@@ -215,6 +221,7 @@ impl Retryable for OrangeLogicError {
             | Self::RecordNotFound
             | Self::WriteFailed { .. }
             | Self::NotAffected
+            | Self::AppendLost { .. }
             | Self::Xml { .. }
             | Self::Decode(_)
             | Self::OutOfTime(_)

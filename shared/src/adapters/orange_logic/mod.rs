@@ -265,6 +265,25 @@ struct WriteRoute {
     key_value: String,
 }
 
+/// How many times [`OrangeLogicClient::append_to_field`] tries before it gives up.
+pub const APPEND_ATTEMPTS: u32 = 5;
+
+/// What an append did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Appended {
+    /// The line was written; `attempts` > 1 when a concurrent write replaced it first.
+    Written {
+        /// Writes it took.
+        attempts: u32,
+    },
+    /// The log already held the line (a retried append).
+    AlreadyThere,
+}
+
+fn has_line(log: &str, line: &str) -> bool {
+    log.lines().any(|l| l == line)
+}
+
 /// The client. Cheap to share; the bearer token is cached and renewed once per call on a 401 or a
 /// lost session; folder ids and write routes are cached per cold start.
 #[derive(Debug)]
@@ -835,28 +854,53 @@ impl OrangeLogicClient {
         .await
     }
 
-    /// Appends one line to an append-only log field (Orange Logic has no public comments API).
-    /// Read-modify-write: two writers racing on one asset can lose a line; callers serialise per
-    /// asset. The text travels in a POST form body, never in a URL, whatever its length.
+    /// Appends one line to an append-only log field (Orange Logic has no public comments API and
+    /// no conditional update). Read, append, write, then read back: when another writer's update
+    /// replaced ours in between, the line is missing and the append starts again from what is
+    /// there now (at most [`APPEND_ATTEMPTS`] times). A line already present is not added again,
+    /// so a retried append adds it once. Connector writers also serialise per asset (a lease, see
+    /// `flows::dam_log`), which closes the window this check cannot see: a stale write landing
+    /// after our read-back. The text travels in a POST form body, never in a URL.
     pub async fn append_to_field(
         &self,
         record_id: &str,
         field: &str,
         line: &str,
-    ) -> Result<(), OrangeLogicError> {
+    ) -> Result<Appended, OrangeLogicError> {
+        let line = line.replace(['\r', '\n'], " ");
+        for attempt in 1..=APPEND_ATTEMPTS {
+            let current = self.field_value(record_id, field).await?;
+            if has_line(&current, &line) {
+                return Ok(if attempt == 1 {
+                    Appended::AlreadyThere
+                } else {
+                    Appended::Written { attempts: attempt - 1 }
+                });
+            }
+            let text = if current.is_empty() {
+                line.clone()
+            } else {
+                format!("{current}\n{line}")
+            };
+            self.update_record(record_id, &[FieldUpdate::set(field, text)])
+                .await?;
+            let after = self.field_value(record_id, field).await?;
+            if has_line(&after, &line) {
+                return Ok(Appended::Written { attempts: attempt });
+            }
+            tracing::warn!(attempt, "a concurrent write replaced the appended line; appending again");
+        }
+        Err(OrangeLogicError::AppendLost {
+            attempts: APPEND_ATTEMPTS,
+        })
+    }
+
+    async fn field_value(&self, record_id: &str, field: &str) -> Result<String, OrangeLogicError> {
         let record = self
             .read_asset(record_id)
             .await?
             .ok_or(OrangeLogicError::RecordNotFound)?;
-        let current = field_text(&record, field).unwrap_or_default();
-        let line = line.replace(['\r', '\n'], " ");
-        let text = if current.is_empty() {
-            line
-        } else {
-            format!("{current}\n{line}")
-        };
-        self.update_record(record_id, &[FieldUpdate::set(field, text)])
-            .await
+        Ok(field_text(&record, field).unwrap_or_default())
     }
 
     /// The asset's current file version as the configured field holds it (`None` when the asset
