@@ -73,6 +73,8 @@ fn registry() -> Vec<Registration> {
         register::<dam_webhook::Lambda>(),
         register::<detect_asset_changes::Lambda>(),
         register::<route_inbound::Lambda>(),
+        register::<notify_review_request::Lambda>(),
+        register::<alert_asset_issue::Lambda>(),
     ]
 }
 

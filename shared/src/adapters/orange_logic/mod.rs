@@ -10,6 +10,7 @@
 //! returns to its queue. No URL, query string or value sent ever reaches an error text or a log line.
 
 mod answer;
+pub mod connect;
 pub mod error;
 mod folders;
 pub mod source;
