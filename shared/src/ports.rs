@@ -390,10 +390,16 @@ pub enum Decided {
 /// Review requests, one per asset (its current version), with their one decision.
 pub trait ReviewStore: Send + Sync {
     /// Stores `request` unless the same version is already stored.
-    fn open(&self, request: &ReviewRequest) -> impl Future<Output = Result<Opened, StoreError>> + Send;
+    fn open(
+        &self,
+        request: &ReviewRequest,
+    ) -> impl Future<Output = Result<Opened, StoreError>> + Send;
 
     /// The asset's current request.
-    fn get(&self, asset: &str) -> impl Future<Output = Result<Option<ReviewRequest>, StoreError>> + Send;
+    fn get(
+        &self,
+        asset: &str,
+    ) -> impl Future<Output = Result<Option<ReviewRequest>, StoreError>> + Send;
 
     /// Records `decision` if the request is still at `version` and undecided (a conditional write).
     fn decide(
@@ -404,7 +410,10 @@ pub trait ReviewStore: Send + Sync {
     ) -> impl Future<Output = Result<Decided, StoreError>> + Send;
 
     /// Open requests whose deadline is at or before `before` (Unix seconds) and not yet reminded.
-    fn due_for_reminder(&self, before: i64) -> impl Future<Output = Result<Vec<ReviewRequest>, StoreError>> + Send;
+    fn due_for_reminder(
+        &self,
+        before: i64,
+    ) -> impl Future<Output = Result<Vec<ReviewRequest>, StoreError>> + Send;
 
     /// Marks the reminder of `asset` at `version` sent; `false` when it already was.
     fn mark_reminded(

@@ -763,3 +763,79 @@ mod tests {
         assert!(BusinessNumberId::parse("+1555").is_none());
     }
 }
+
+use crate::domain::review::{Decision, ReviewRequest};
+use crate::ports::{Decided, Opened, ReviewStore};
+
+/// Review requests in memory, with the same conditions as the DynamoDB adapter.
+#[derive(Debug, Default)]
+pub struct InMemoryReviewStore {
+    requests: Mutex<BTreeMap<String, ReviewRequest>>,
+}
+
+impl InMemoryReviewStore {
+    /// The asset's request as stored.
+    pub fn request(&self, asset: &str) -> Option<ReviewRequest> {
+        self.requests.lock().ok()?.get(asset).cloned()
+    }
+}
+
+impl ReviewStore for InMemoryReviewStore {
+    async fn open(&self, request: &ReviewRequest) -> Result<Opened, StoreError> {
+        let mut requests = self.requests.lock().map_err(poisoned)?;
+        match requests.get(&request.asset) {
+            Some(stored) if stored.version == request.version => {
+                Ok(Opened::Existing(stored.clone()))
+            }
+            _ => {
+                requests.insert(request.asset.clone(), request.clone());
+                Ok(Opened::New)
+            }
+        }
+    }
+
+    async fn get(&self, asset: &str) -> Result<Option<ReviewRequest>, StoreError> {
+        Ok(self.requests.lock().map_err(poisoned)?.get(asset).cloned())
+    }
+
+    async fn decide(
+        &self,
+        asset: &str,
+        version: &str,
+        decision: &Decision,
+    ) -> Result<Decided, StoreError> {
+        let mut requests = self.requests.lock().map_err(poisoned)?;
+        match requests.get_mut(asset) {
+            Some(stored) if stored.version == version && stored.decision.is_none() => {
+                stored.decision = Some(decision.clone());
+                stored.deadline = None;
+                Ok(Decided::Written)
+            }
+            other => Ok(Decided::Lost(other.map(|r| r.clone()))),
+        }
+    }
+
+    async fn due_for_reminder(&self, before: i64) -> Result<Vec<ReviewRequest>, StoreError> {
+        Ok(self
+            .requests
+            .lock()
+            .map_err(poisoned)?
+            .values()
+            .filter(|r| {
+                r.decision.is_none() && !r.reminded && r.deadline.is_some_and(|d| d <= before)
+            })
+            .cloned()
+            .collect())
+    }
+
+    async fn mark_reminded(&self, asset: &str, version: &str) -> Result<bool, StoreError> {
+        let mut requests = self.requests.lock().map_err(poisoned)?;
+        Ok(match requests.get_mut(asset) {
+            Some(stored) if stored.version == version && !stored.reminded => {
+                stored.reminded = true;
+                true
+            }
+            _ => false,
+        })
+    }
+}

@@ -206,7 +206,10 @@ where
     .await
 }
 
-async fn handle_record<R, D, O, L>(flow: &Deps<R, D, O, L>, record: SqsMessage) -> Result<(), RecordError>
+async fn handle_record<R, D, O, L>(
+    flow: &Deps<R, D, O, L>,
+    record: SqsMessage,
+) -> Result<(), RecordError>
 where
     R: ReviewStore,
     D: ContactDirectory,
@@ -225,6 +228,85 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shared::adapters::orange_logic::{Auth, OrangeLogicClient, Settings};
+    use shared::connector_config::ConnectorConfig;
+    use shared::secrets::Secret;
+    use shared::testing::{
+        InMemoryContactDirectory, InMemoryIdempotencyStore, InMemoryOutboundQueue,
+        InMemoryRecordQueues, InMemoryReviewStore,
+    };
+    use std::sync::Arc;
+
+    type TestDeps = Deps<
+        InMemoryReviewStore,
+        InMemoryContactDirectory,
+        InMemoryOutboundQueue,
+        InMemoryIdempotencyStore,
+    >;
+
+    /// The flow on fakes; the DAM is a port nothing listens on (these cases never reach it).
+    fn deps() -> TestDeps {
+        let config = ConnectorConfig::parse(include_str!("../../../local/connector.yaml"))
+            .expect("local/connector.yaml");
+        let dam = OrangeLogicClient::new(Settings::new(
+            "http://127.0.0.1:9",
+            Auth::StaticBearer(Secret::new("t")),
+        ))
+        .expect("client");
+        IssueAlertFlow {
+            reviews: InMemoryReviewStore::default(),
+            directory: InMemoryContactDirectory::default(),
+            outbound: InMemoryOutboundQueue::default(),
+            leases: InMemoryIdempotencyStore::default(),
+            dam: Arc::new(dam),
+            pseudonyms: Pseudonymizer::new(&Secret::new("k")),
+            settings: IssueSettings::from_config(&config),
+        }
+    }
+
+    fn far() -> Instant {
+        Instant::now() + Duration::from_secs(120)
+    }
+
+    fn event(json: &str) -> SqsEvent {
+        serde_json::from_str(json).expect("event file")
+    }
+
+    #[tokio::test]
+    async fn a_record_that_is_not_a_domain_event_is_dead_lettered_not_retried() {
+        let deps = deps();
+        let records = InMemoryRecordQueues::default();
+        let response = handle_batch(
+            &deps,
+            &records,
+            event(include_str!(
+                "../../../events/alert-asset-issue/malformed.json"
+            )),
+            far(),
+        )
+        .await;
+        assert!(response.batch_item_failures.is_empty());
+        assert_eq!(records.dead_letters().len(), 1);
+        assert!(deps.outbound.events().is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_owners_reply_to_an_alert_is_acknowledged_and_sends_nothing() {
+        let deps = deps();
+        let records = InMemoryRecordQueues::default();
+        let response = handle_batch(
+            &deps,
+            &records,
+            event(include_str!(
+                "../../../events/alert-asset-issue/owner-reply.json"
+            )),
+            far(),
+        )
+        .await;
+        assert!(response.batch_item_failures.is_empty());
+        assert!(records.dead_letters().is_empty());
+        assert!(deps.outbound.events().is_empty());
+    }
 
     #[test]
     fn every_missing_variable_is_named_at_once() {

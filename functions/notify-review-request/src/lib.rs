@@ -278,6 +278,116 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shared::adapters::orange_logic::{Auth, OrangeLogicClient, Settings};
+    use shared::connector_config::ConnectorConfig;
+    use shared::secrets::Secret;
+    use shared::testing::{
+        InMemoryContactDirectory, InMemoryConversationStore, InMemoryIdempotencyStore,
+        InMemoryOutboundQueue, InMemoryRecordQueues, InMemoryReviewStore,
+    };
+    use std::sync::Arc;
+
+    type TestDeps = Deps<
+        InMemoryReviewStore,
+        InMemoryContactDirectory,
+        InMemoryConversationStore,
+        InMemoryOutboundQueue,
+        InMemoryIdempotencyStore,
+    >;
+
+    /// The flow on fakes; the DAM is a port nothing listens on (these cases never reach it).
+    fn deps() -> TestDeps {
+        let config = ConnectorConfig::parse(include_str!("../../../local/connector.yaml"))
+            .expect("local/connector.yaml");
+        let dam = OrangeLogicClient::new(Settings::new(
+            "http://127.0.0.1:9",
+            Auth::StaticBearer(Secret::new("t")),
+        ))
+        .expect("client");
+        ReviewFlow {
+            reviews: InMemoryReviewStore::default(),
+            directory: InMemoryContactDirectory::default(),
+            conversations: InMemoryConversationStore::default(),
+            outbound: InMemoryOutboundQueue::default(),
+            leases: InMemoryIdempotencyStore::default(),
+            dam: Arc::new(dam),
+            pseudonyms: Pseudonymizer::new(&Secret::new("k")),
+            settings: ReviewSettings::from_config(&config),
+        }
+    }
+
+    fn far() -> Instant {
+        Instant::now() + Duration::from_secs(120)
+    }
+
+    fn event(json: &str) -> serde_json::Value {
+        serde_json::from_str(json).expect("event file")
+    }
+
+    #[tokio::test]
+    async fn records_that_are_neither_events_nor_answers_are_dead_lettered_not_retried() {
+        let deps = deps();
+        let records = InMemoryRecordQueues::default();
+        let answer = handle(
+            &deps,
+            &records,
+            event(include_str!(
+                "../../../events/notify-review-request/malformed.json"
+            )),
+            far(),
+        )
+        .await
+        .expect("a batch");
+        assert_eq!(answer["batchItemFailures"], serde_json::json!([]));
+        let dead = records.dead_letters();
+        assert_eq!(dead.len(), 2, "{dead:?}");
+        assert!(dead[0].1.contains("neither a domain event nor an answer"));
+    }
+
+    #[tokio::test]
+    async fn a_tap_on_a_request_that_does_not_exist_is_told_politely_and_decides_nothing() {
+        let deps = deps();
+        let records = InMemoryRecordQueues::default();
+        let answer = handle(
+            &deps,
+            &records,
+            event(include_str!(
+                "../../../events/notify-review-request/approve-tap-without-request.json"
+            )),
+            far(),
+        )
+        .await
+        .expect("a batch");
+        assert_eq!(answer["batchItemFailures"], serde_json::json!([]));
+        let sent = deps.outbound.events();
+        assert_eq!(sent.len(), 1, "{sent:?}");
+        let body = serde_json::to_value(&sent[0].content).expect("json");
+        assert!(
+            body["body"]
+                .as_str()
+                .is_some_and(|b| b.contains("no longer open")),
+            "{body}"
+        );
+        assert_eq!(deps.reviews.request("2RLQZBQ84U"), None);
+    }
+
+    #[tokio::test]
+    async fn the_reminder_schedule_with_nothing_due_reminds_nobody() {
+        let deps = deps();
+        let records = InMemoryRecordQueues::default();
+        let answer = handle(
+            &deps,
+            &records,
+            event(include_str!(
+                "../../../events/notify-review-request/reminders.json"
+            )),
+            far(),
+        )
+        .await
+        .expect("reminders");
+        assert_eq!(answer, serde_json::json!({"reminded": 0}));
+        assert!(deps.outbound.events().is_empty());
+    }
 
     #[test]
     fn every_missing_variable_is_named_at_once() {

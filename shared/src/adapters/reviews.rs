@@ -163,10 +163,7 @@ impl ReviewStore for DynamoReviewStore {
             .expression_attribute_values(":decided", s("decided"))
             .expression_attribute_values(":v", s(version))
             .expression_attribute_values(":reason", s(reason.unwrap_or("")))
-            .expression_attribute_values(
-                ":by",
-                s(decision.by.as_ref().map_or("", |p| p.as_str())),
-            )
+            .expression_attribute_values(":by", s(decision.by.as_ref().map_or("", |p| p.as_str())))
             .expression_attribute_values(":message", s(decision.message.as_deref().unwrap_or("")));
         match update.send().await {
             Ok(_) => Ok(Decided::Written),

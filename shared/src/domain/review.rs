@@ -463,7 +463,10 @@ mod tests {
     #[test]
     fn missing_fields_are_named_by_their_labels() {
         let kind = DomainEventKind::MissingRequiredMetadata {
-            missing: vec!["CoreField.Photographer".into(), "Custom.ReviewDeadline".into()],
+            missing: vec![
+                "CoreField.Photographer".into(),
+                "Custom.ReviewDeadline".into(),
+            ],
         };
         let reason = IssueReason::of(&kind, label_of).expect("an issue");
         assert_eq!(

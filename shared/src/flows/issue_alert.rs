@@ -17,7 +17,9 @@ use crate::domain::review::{self, IssueReason, Verdict};
 use crate::error::Retryable;
 use crate::flows::dam_log::{self, LogError};
 use crate::flows::review_request::{TITLE_FIELD, review_version};
-use crate::ports::{ContactDirectory, IdempotencyStore, OutboundQueue, QueueError, ReviewStore, StoreError};
+use crate::ports::{
+    ContactDirectory, IdempotencyStore, OutboundQueue, QueueError, ReviewStore, StoreError,
+};
 use crate::pseudonym::{Pseudonymizer, UserPseudonym};
 use crate::whatsapp::messages::TemplateParam;
 use std::sync::Arc;
@@ -40,7 +42,14 @@ pub struct IssueSettings {
 impl IssueSettings {
     /// From the validated configuration.
     pub fn from_config(config: &ConnectorConfig) -> Self {
-        let field = |concept| config.dam.field_map.get(&concept).cloned().unwrap_or_default();
+        let field = |concept| {
+            config
+                .dam
+                .field_map
+                .get(&concept)
+                .cloned()
+                .unwrap_or_default()
+        };
         Self {
             owner_field: field(DamConcept::Owner),
             comments_field: field(DamConcept::Comments),
@@ -169,7 +178,9 @@ where
                 Handled::NoRecipient
             }
             Some(recipient) => {
-                let send = self.message(&record, asset, &version, &reason, recipient, now_ms).await?;
+                let send = self
+                    .message(&record, asset, &version, &reason, recipient, now_ms)
+                    .await?;
                 self.outbound.enqueue(&[send]).await?;
                 if recipient.owner {
                     Handled::AlertedOwner
@@ -255,7 +266,9 @@ where
         let mut owners: Option<Vec<crate::domain::contact::Contact>> = None;
         for entry in &entries {
             let contact = if WhatsAppAddress::parse(entry).is_ok() {
-                self.directory.get(&self.pseudonyms.pseudonym(entry)).await?
+                self.directory
+                    .get(&self.pseudonyms.pseudonym(entry))
+                    .await?
             } else {
                 if owners.is_none() {
                     owners = Some(self.directory.with_role(Role::Owner).await?);

@@ -4,7 +4,9 @@
 //! every other answer is told politely that it changed nothing. A reminder goes out once before
 //! the deadline. The rules are `domain::review`; this module orchestrates the ports.
 
-use crate::adapters::orange_logic::{FieldUpdate, OrangeLogicClient, OrangeLogicError, Record, field_text};
+use crate::adapters::orange_logic::{
+    FieldUpdate, OrangeLogicClient, OrangeLogicError, Record, field_text,
+};
 use crate::connector_config::{ConnectorConfig, DamConcept, Purpose, TemplateUse};
 use crate::domain::contact::{Contact, Role, WhatsAppAddress};
 use crate::domain::dam::{DamDates, DomainEvent, DomainEventKind};
@@ -66,7 +68,14 @@ pub struct ReviewSettings {
 impl ReviewSettings {
     /// From the validated configuration.
     pub fn from_config(config: &ConnectorConfig) -> Self {
-        let field = |concept| config.dam.field_map.get(&concept).cloned().unwrap_or_default();
+        let field = |concept| {
+            config
+                .dam
+                .field_map
+                .get(&concept)
+                .cloned()
+                .unwrap_or_default()
+        };
         Self {
             status_field: field(DamConcept::Status),
             approved: config.dam.status_values.approved.clone(),
@@ -267,9 +276,10 @@ where
             .share_link(asset, &self.settings.link_format, &expires)
             .await?
             .url;
-        let deadline = request
-            .deadline
-            .map_or_else(|| "no deadline set".to_owned(), |d| review::utc_minute(d * 1000));
+        let deadline = request.deadline.map_or_else(
+            || "no deadline set".to_owned(),
+            |d| review::utc_minute(d * 1000),
+        );
         let button = |action: &str| {
             ButtonId {
                 flow: MessageFlow::Review,
@@ -342,9 +352,9 @@ where
                 .filter(|r| !r.is_empty());
             for contact in self.directory.with_role(Role::Approver).await? {
                 let covers = contact.regions.is_empty()
-                    || region.as_ref().is_none_or(|r| {
-                        contact.regions.iter().any(|c| c.to_lowercase() == *r)
-                    });
+                    || region
+                        .as_ref()
+                        .is_none_or(|r| contact.regions.iter().any(|c| c.to_lowercase() == *r));
                 if covers {
                     found.push(contact);
                 }
@@ -353,7 +363,9 @@ where
             let mut by_role: Option<Vec<Contact>> = None;
             for (index, entry) in entries.iter().enumerate() {
                 let contact = if WhatsAppAddress::parse(entry).is_ok() {
-                    self.directory.get(&self.pseudonyms.pseudonym(entry)).await?
+                    self.directory
+                        .get(&self.pseudonyms.pseudonym(entry))
+                        .await?
                 } else {
                     if by_role.is_none() {
                         by_role = Some(self.directory.with_role(Role::Approver).await?);
@@ -383,7 +395,11 @@ where
         Ok(found)
     }
 
-    async fn closed_in_dam(&self, event: &DomainEvent, now_ms: i64) -> Result<Handled, ReviewError> {
+    async fn closed_in_dam(
+        &self,
+        event: &DomainEvent,
+        now_ms: i64,
+    ) -> Result<Handled, ReviewError> {
         let asset = event.asset.as_str();
         let Some(request) = self.reviews.get(asset).await? else {
             return Ok(Handled::Ignored("no review request for this asset"));
@@ -413,8 +429,7 @@ where
         let Some(key) = &routed.answers else {
             return Ok(Handled::Ignored("not an answer"));
         };
-        let number =
-            BusinessNumberId::parse(&routed.number).ok_or(ReviewError::BadNumber)?;
+        let number = BusinessNumberId::parse(&routed.number).ok_or(ReviewError::BadNumber)?;
         let asset = key.subject.as_str();
         let message: Option<InboundMessage> = serde_json::from_str(routed.item.get()).ok();
         if let Some(version) = key.version.strip_suffix(REASON_SUFFIX) {
@@ -433,7 +448,9 @@ where
                 .await;
         }
         let Some(button) = routed.button.as_deref().and_then(ButtonId::decode) else {
-            return Ok(Handled::Ignored("an answer to a review request that is not a tap"));
+            return Ok(Handled::Ignored(
+                "an answer to a review request that is not a tap",
+            ));
         };
         match button.action.as_str() {
             APPROVE => {
@@ -451,7 +468,9 @@ where
                     },
                 );
                 if judgement != Judgement::MayDecide {
-                    return self.refuse(routed, asset, &button.version, &judgement).await;
+                    return self
+                        .refuse(routed, asset, &button.version, &judgement)
+                        .await;
                 }
                 let title = self.title(asset).await?;
                 let state = awaited_answer_state(
@@ -532,7 +551,11 @@ where
     }
 
     /// Status, then the comment, under the asset's comment lease; both are safe to repeat.
-    async fn write_back(&self, request: &ReviewRequest, decision: &Decision) -> Result<(), ReviewError> {
+    async fn write_back(
+        &self,
+        request: &ReviewRequest,
+        decision: &Decision,
+    ) -> Result<(), ReviewError> {
         let status = match decision.verdict {
             Verdict::Approved => &self.settings.approved,
             Verdict::Rejected { .. } => &self.settings.rejected,
@@ -541,7 +564,10 @@ where
         let asset = request.asset.as_str();
         dam_log::with_lease(&self.leases, asset, || async {
             self.dam
-                .update_record(asset, &[FieldUpdate::set(&self.settings.status_field, status)])
+                .update_record(
+                    asset,
+                    &[FieldUpdate::set(&self.settings.status_field, status)],
+                )
                 .await?;
             self.dam
                 .append_to_field(asset, &self.settings.comments_field, &line)
@@ -610,7 +636,12 @@ where
         version: &str,
         judgement: &Judgement,
     ) -> Result<Handled, ReviewError> {
-        let title = self.title(asset).await?;
+        // "No longer open" names no asset: it needs no DAM read.
+        let title = if *judgement == Judgement::NoRequest {
+            String::new()
+        } else {
+            self.title(asset).await?
+        };
         let Some(text) = review::refusal_text(judgement, &title) else {
             return Ok(Handled::Ignored("nothing to refuse"));
         };
@@ -677,7 +708,13 @@ where
                 continue;
             };
             let sends = self
-                .review_messages(&record, &request, &request.version, now_ms, Some("#reminder"))
+                .review_messages(
+                    &record,
+                    &request,
+                    &request.version,
+                    now_ms,
+                    Some("#reminder"),
+                )
                 .await?;
             // Queued before the mark: a second run before the mark queues the same send keys,
             // which the sender sends once.

@@ -13,7 +13,8 @@ use crate::domain::contact::{Contact, OptChange, WhatsAppAddress};
 use crate::domain::inbound::{ENVELOPE_VERSION, InboundItem, InboundKind};
 use crate::domain::opt_out::{OptCommand, parse_command};
 use crate::domain::outbound::{
-    ButtonId, awaited_answer, MessageFlow, OUTBOUND_VERSION, OutboundRequest, RoutedMessage, SendFrom, SendKey,
+    ButtonId, MessageFlow, OUTBOUND_VERSION, OutboundRequest, RoutedMessage, SendFrom, SendKey,
+    awaited_answer,
 };
 use crate::domain::routing::{self, Destination, MessageFacts, Route};
 use crate::error::Retryable;

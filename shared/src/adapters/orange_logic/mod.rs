@@ -875,7 +875,9 @@ impl OrangeLogicClient {
                 return Ok(if attempt == 1 {
                     Appended::AlreadyThere
                 } else {
-                    Appended::Written { attempts: attempt - 1 }
+                    Appended::Written {
+                        attempts: attempt - 1,
+                    }
                 });
             }
             let text = if current.is_empty() {
@@ -889,7 +891,10 @@ impl OrangeLogicClient {
             if has_line(&after, &line) {
                 return Ok(Appended::Written { attempts: attempt });
             }
-            tracing::warn!(attempt, "a concurrent write replaced the appended line; appending again");
+            tracing::warn!(
+                attempt,
+                "a concurrent write replaced the appended line; appending again"
+            );
         }
         Err(OrangeLogicError::AppendLost {
             attempts: APPEND_ATTEMPTS,
