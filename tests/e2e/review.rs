@@ -142,14 +142,43 @@ impl Stack {
         self.drain("ReviewQueue").await;
     }
 
-    /// What the one sender has been asked to send since the last look.
+    /// What the one sender has been asked to send since the last look (taken off the queue, as
+    /// the sender takes it: a FIFO group stays blocked while a message of it is in flight).
     async fn sent(&self) -> Vec<OutboundRequest> {
-        self.env
-            .receive_all("OutboundQueue")
-            .await
-            .iter()
-            .map(|b| serde_json::from_str(b).expect("an outbound request"))
-            .collect()
+        let url = self
+            .env
+            .stack
+            .resources
+            .queue_url("OutboundQueue")
+            .expect("queue");
+        let sqs = self.env.stack.sqs();
+        let mut requests = Vec::new();
+        loop {
+            let batch = sqs
+                .receive_message()
+                .queue_url(url)
+                .max_number_of_messages(10)
+                .send()
+                .await
+                .expect("receive")
+                .messages
+                .unwrap_or_default();
+            if batch.is_empty() {
+                return requests;
+            }
+            for message in batch {
+                requests.push(
+                    serde_json::from_str(message.body().unwrap_or_default())
+                        .expect("an outbound request"),
+                );
+                sqs.delete_message()
+                    .queue_url(url)
+                    .receipt_handle(message.receipt_handle().unwrap_or_default())
+                    .send()
+                    .await
+                    .expect("delete");
+            }
+        }
     }
 
     fn field(&self, id: &str, field: &str) -> String {
