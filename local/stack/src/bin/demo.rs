@@ -7,6 +7,7 @@ use local::moto::Moto;
 use local::stack::{LocalStack, Options};
 use shared::domain::inbound::InboundItem;
 
+#[path = "demo/review.rs"]
 mod review;
 
 const APP_SECRET: &str = "local-app-secret-change-me";
