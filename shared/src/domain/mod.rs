@@ -4,3 +4,4 @@ pub mod contact;
 pub mod dam;
 pub mod inbound;
 pub mod outbound;
+pub mod sending;
