@@ -159,3 +159,195 @@ where
         Ok(Tracked::Applied(tracked.state))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::contact::WhatsAppAddress;
+    use crate::domain::inbound::ENVELOPE_VERSION;
+    use crate::domain::outbound::{MessageFlow, OUTBOUND_VERSION, SendFrom, SendKey};
+    use crate::ports::{BusinessNumberId, OwnerToken, SendRecord, SendState};
+    use crate::pseudonym::Pseudonymizer;
+    use crate::secrets::Secret;
+    use crate::testing::{InMemoryOutboundQueue, InMemorySendLedger, InMemorySentMessageStore};
+    use serde_json::json;
+
+    type Tracker =
+        DeliveryTracker<InMemorySendLedger, InMemorySentMessageStore, InMemoryOutboundQueue>;
+
+    fn tracker() -> Tracker {
+        DeliveryTracker {
+            ledger: InMemorySendLedger::default(),
+            messages: InMemorySentMessageStore::default(),
+            outbound: InMemoryOutboundQueue::default(),
+        }
+    }
+
+    fn key() -> SendKey {
+        SendKey {
+            flow: MessageFlow::Sharing,
+            subject: "A-1".into(),
+            version: "3".into(),
+            recipient: Pseudonymizer::new(&Secret::new("k")).pseudonym("447700900123"),
+        }
+    }
+
+    fn number() -> BusinessNumberId {
+        BusinessNumberId::parse("109876543210987").expect("digits")
+    }
+
+    fn item(status: serde_json::Value) -> InboundItem {
+        InboundItem {
+            v: ENVELOPE_VERSION,
+            kind: InboundKind::Status,
+            key: "wamid.X:status".into(),
+            user: None,
+            phone_number_id: Some("109876543210987".into()),
+            waba_id: None,
+            received_at_ms: 0,
+            item: serde_json::value::RawValue::from_string(status.to_string()).expect("json"),
+            contact: None,
+        }
+    }
+
+    fn status(state: &str, at: u64) -> serde_json::Value {
+        json!({"id": "wamid.X", "status": state, "timestamp": at.to_string(),
+               "biz_opaque_callback_data": key().encode()})
+    }
+
+    async fn claimed(tracker: &Tracker, fallback: bool) -> OwnerToken {
+        let owner = OwnerToken("o".into());
+        let fallback = fallback.then(|| crate::domain::outbound::OutboundRequest {
+            v: OUTBOUND_VERSION,
+            key: crate::domain::sending::template_version_key(&key()),
+            to: WhatsAppAddress::parse("+447700900123").expect("number"),
+            from: SendFrom::Number("109876543210987".into()),
+            content: None,
+            template: None,
+            reply_to: None,
+            actor: None,
+            requested_at_ms: 0,
+        });
+        tracker
+            .ledger
+            .claim(
+                &SendRecord {
+                    key: key(),
+                    number: number(),
+                    actor: Some("rep".into()),
+                    what: "text".into(),
+                    fallback,
+                },
+                &owner,
+                0,
+                10,
+                1_000,
+            )
+            .await
+            .expect("claimed");
+        owner
+    }
+
+    async fn sent(tracker: &Tracker) {
+        let owner = claimed(tracker, true).await;
+        tracker
+            .ledger
+            .complete(
+                &key(),
+                &owner,
+                &crate::ports::SendOutcome::Sent {
+                    message_id: "wamid.X".into(),
+                },
+            )
+            .await
+            .expect("complete");
+        tracker
+            .messages
+            .record(&SentMessage {
+                message_id: "wamid.X".into(),
+                key: key(),
+                number: number(),
+                actor: None,
+                what: "text".into(),
+                at_ms: 0,
+            })
+            .await
+            .expect("recorded");
+    }
+
+    #[tokio::test]
+    async fn statuses_arriving_read_delivered_sent_end_as_read() {
+        let tracker = tracker();
+        sent(&tracker).await;
+        for (state, at) in [("read", 3), ("delivered", 2), ("sent", 1)] {
+            tracker.track(&item(status(state, at))).await.expect("applied");
+        }
+        let record = tracker.messages.get("wamid.X").await.expect("read").expect("record");
+        assert_eq!(record.state, DeliveryState::Read);
+        assert_eq!(record.history.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_failed_status_keeps_metas_code_and_title() {
+        let tracker = tracker();
+        sent(&tracker).await;
+        let mut failed = status("failed", 2);
+        failed["errors"] = json!([{"code": 131026, "title": "Message undeliverable"}]);
+        tracker.track(&item(failed)).await.expect("applied");
+        let record = tracker.messages.get("wamid.X").await.expect("read").expect("record");
+        assert_eq!(record.state, DeliveryState::Failed);
+        assert_eq!(record.error_code, Some(131_026));
+        assert_eq!(record.error_title.as_deref(), Some("Message undeliverable"));
+    }
+
+    #[tokio::test]
+    async fn a_late_131047_queues_the_template_version_which_the_queue_takes_once() {
+        let tracker = tracker();
+        sent(&tracker).await;
+        let mut failed = status("failed", 2);
+        failed["errors"] = json!([{"code": 131047, "title": "Re-engagement message"}]);
+        for _ in 0..2 {
+            assert_eq!(
+                tracker.track(&item(failed.clone())).await.expect("applied"),
+                Tracked::TemplateQueued
+            );
+        }
+        let queued = tracker.outbound.events();
+        assert_eq!(queued.len(), 1, "deduplicated on the template version's key");
+        assert_eq!(queued[0].key.version, "3#template");
+    }
+
+    #[tokio::test]
+    async fn a_status_settles_a_send_whose_answer_never_arrived() {
+        let tracker = tracker();
+        claimed(&tracker, false).await;
+        assert_eq!(
+            tracker.track(&item(status("delivered", 2))).await.expect("applied"),
+            Tracked::Applied(DeliveryState::Delivered)
+        );
+        let entry = tracker
+            .ledger
+            .find(&key().encode())
+            .await
+            .expect("read")
+            .expect("entry");
+        assert_eq!(entry.state, SendState::Sent);
+        assert_eq!(entry.message_id.as_deref(), Some("wamid.X"));
+        let record = tracker.messages.get("wamid.X").await.expect("read").expect("record");
+        assert_eq!(record.message.actor.as_deref(), Some("rep"));
+    }
+
+    #[tokio::test]
+    async fn a_status_of_someone_elses_message_is_ignored_and_a_message_item_is_refused() {
+        let tracker = tracker();
+        let foreign = json!({"id": "wamid.Y", "status": "read", "timestamp": "1"});
+        assert_eq!(
+            tracker.track(&item(foreign)).await.expect("ok"),
+            Tracked::Ignored
+        );
+        let mut message = item(json!({"id": "wamid.Z"}));
+        message.kind = InboundKind::Message;
+        let error = tracker.track(&message).await.expect_err("not a status");
+        assert!(!error.is_retryable());
+    }
+}
