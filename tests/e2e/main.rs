@@ -6,5 +6,8 @@ mod dam_webhook;
 mod directory;
 mod orange_logic_client;
 mod queue_runner;
+mod send_message;
+mod sender_support;
+mod track_delivery;
 mod whatsapp_sim;
 mod whatsapp_webhook;
