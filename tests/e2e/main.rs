@@ -4,6 +4,7 @@ mod aws_sources;
 mod dam;
 mod dam_webhook;
 mod directory;
+mod log_hygiene;
 mod orange_logic_client;
 mod queue_runner;
 mod send_message;

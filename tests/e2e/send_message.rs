@@ -42,7 +42,7 @@ async fn a_free_form_message_outside_the_window_goes_as_the_template_and_a_late_
     bench
         .enqueue(&[text_request(closed, "wamid.IN-A", "Received 3 photos")])
         .await;
-    bench.drain_outbound(1).await;
+    bench.drain_outbound().await;
     assert_eq!(
         bench.outbound_lines(closed),
         [("template".to_owned(), "template content_receipt".to_owned())]
@@ -55,9 +55,9 @@ async fn a_free_form_message_outside_the_window_goes_as_the_template_and_a_late_
     bench.sim.user(late).last_wrote(None);
     let request = text_request(late, "wamid.IN-B", "Received 2 videos");
     bench.enqueue(std::slice::from_ref(&request)).await;
-    bench.drain_outbound(1).await;
+    bench.drain_outbound().await;
     assert_eq!(bench.track_statuses().await, 1, "the failed status");
-    bench.drain_outbound(1).await;
+    bench.drain_outbound().await;
     bench.track_statuses().await;
     // The template version queued again past the queue's deduplication (a failure status
     // redelivered days later): the claim on its send key keeps it to one send.
@@ -74,7 +74,7 @@ async fn a_free_form_message_outside_the_window_goes_as_the_template_and_a_late_
         .send()
         .await
         .expect("queued again");
-    bench.drain_outbound(1).await;
+    bench.drain_outbound().await;
     assert_eq!(bench.env.queue_depth("OutboundQueue").await, 0);
     let lines = bench.outbound_lines(late);
     assert_eq!(
@@ -100,7 +100,7 @@ async fn thirty_messages_to_one_recipient_are_paced_by_the_pair_rate_in_order_no
         .map(|i| text_request(digits, &format!("wamid.IN-{i:02}"), &format!("m{i:02}")))
         .collect();
     bench.enqueue(&requests).await;
-    bench.drain_outbound(3).await;
+    bench.drain_outbound().await;
     let bodies: Vec<String> = bench
         .outbound_lines(digits)
         .into_iter()
@@ -176,7 +176,7 @@ async fn throttling_pair_rate_and_server_error_windows_deliver_every_message_onc
             bench.open_window(digits).await;
         }
         bench.enqueue(&requests).await;
-        bench.drain_outbound(2).await;
+        bench.drain_outbound().await;
     }
     for digits in &users {
         assert_eq!(bench.outbound_lines(digits).len(), 1, "{digits}: exactly once");
@@ -185,32 +185,8 @@ async fn throttling_pair_rate_and_server_error_windows_deliver_every_message_onc
     assert_eq!(bench.dead_letters("OutboundDLQ").await, 0);
 }
 
-/// Log lines written while a test runs, for the alarm metric.
-#[derive(Clone, Default)]
-struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if let Ok(mut held) = self.0.lock() {
-            held.extend_from_slice(buf);
-        }
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn a_refused_token_acknowledges_nothing_and_emits_the_alarm_metric() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_writer(move || writer.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-
     let bench = bench(&[], |_| {}).await;
     bench.sim.fault_next(Fault::TokenInvalid, u32::MAX);
     let requests: Vec<_> = (0..3)
@@ -226,8 +202,7 @@ async fn a_refused_token_acknowledges_nothing_and_emits_the_alarm_metric() {
     assert_eq!(bench.send_once().await.len(), 3, "every message stays on the queue");
     assert_eq!(bench.env.queue_depth("OutboundQueue").await, 3);
     assert_eq!(bench.sim.accepted_messages(), 0);
-    let logs = String::from_utf8(captured.0.lock().map(|l| l.clone()).unwrap_or_default())
-        .unwrap_or_default();
+    let logs = e2e::logs::captured();
     assert!(
         logs.lines()
             .any(|l| l.contains(r#""metric":"whatsapp_token_invalid""#)),
@@ -236,7 +211,7 @@ async fn a_refused_token_acknowledges_nothing_and_emits_the_alarm_metric() {
 
     // Renewed: everything goes out once.
     bench.sim.clear_fault();
-    bench.drain_outbound(1).await;
+    bench.drain_outbound().await;
     assert_eq!(bench.sim.accepted_messages(), 3);
 }
 
@@ -264,7 +239,7 @@ async fn two_thousand_messages_to_two_thousand_recipients_never_pass_80_in_any_s
         .collect();
     bench.enqueue(&requests).await;
     let started = std::time::Instant::now();
-    bench.drain_outbound(8).await;
+    bench.drain_outbound().await;
     let elapsed = started.elapsed();
     let most = bench.sim.max_accepted_per_second();
     eprintln!(

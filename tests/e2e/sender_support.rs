@@ -156,10 +156,11 @@ impl SendBench {
             .queue_url("OutboundQueue")
             .expect("outbound queue")
             .to_owned();
-        SqsOutboundQueue(SqsJsonQueue::new(self.env.stack.sqs(), url))
-            .enqueue(requests)
-            .await
-            .expect("enqueued");
+        let queue = SqsOutboundQueue(SqsJsonQueue::new(self.env.stack.sqs(), url));
+        // In slices: one moto on two cores answers a thousand sends at once too slowly.
+        for slice in requests.chunks(50) {
+            queue.enqueue(slice).await.expect("enqueued");
+        }
     }
 
     /// Polls the sender once; the message ids it reported failed.
@@ -178,28 +179,20 @@ impl SendBench {
             .failed
     }
 
-    /// Runs `pollers` concurrent pollers of the sender until the queue stays empty.
-    pub async fn drain_outbound(&self, pollers: usize) {
+    /// Polls the sender with every instance the template allows at once (its
+    /// `MaximumConcurrency`), until the queue holds nothing.
+    pub async fn drain_outbound(&self) {
         let consumer = self
             .env
             .stack
             .consumer("OutboundQueue")
             .expect("the sender consumes outbound");
-        let runner = &self.env.stack.runner;
-        for _ in 0..600 {
-            let rounds = futures::future::join_all(
-                (0..pollers).map(|_| async { runner.poll_once(consumer, 0).await }),
-            )
-            .await;
-            let received: usize = rounds
-                .into_iter()
-                .map(|r| r.expect("poll").received)
-                .sum();
-            if received == 0 && self.env.queue_depth("OutboundQueue").await == 0 {
-                return;
-            }
-        }
-        panic!("outbound never drained");
+        self.env
+            .stack
+            .runner
+            .drain_concurrently(consumer, 2_000)
+            .await
+            .expect("drained");
     }
 
     /// The stand-in router: moves every status item on the inbound queue to `DeliveryStatus`,

@@ -33,7 +33,7 @@ async fn statuses_arriving_read_delivered_sent_end_read_and_a_failed_status_keep
         text_request(second, "wamid.S2", "Your asset"),
     ];
     bench.enqueue(&requests).await;
-    bench.drain_outbound(1).await;
+    bench.drain_outbound().await;
     let ledger = bench.ledger();
     let mut ids = Vec::new();
     for request in &requests {

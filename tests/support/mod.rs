@@ -37,6 +37,7 @@ impl TestEnv {
 
     /// Starts a stack with names no other test uses and options adjusted by `configure`.
     pub async fn start_with(configure: impl FnOnce(&mut Options)) -> Self {
+        logs::capture();
         let n = STACKS.fetch_add(1, Ordering::SeqCst);
         let mut options = Options::new(format!("t{}-{n}", std::process::id()));
         configure(&mut options);
@@ -132,4 +133,68 @@ pub fn signed_body(path: &str) -> (String, String) {
         .unwrap_or_default()
         .to_owned();
     (body, signature)
+}
+
+/// Every log line the stacks of this test process write, kept for the log hygiene check.
+pub mod logs {
+    use std::io::Write;
+    use std::sync::{Mutex, OnceLock};
+
+    static LINES: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+
+    struct Sink;
+
+    impl Write for Sink {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            LINES
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The `RUST_LOG` the template gives every function, at `debug` for the connector's crates
+    /// (one level more than the default, so the check is stricter than production).
+    pub fn template_filter() -> String {
+        let template = std::fs::read_to_string(local::moto::workspace_root().join("template.yaml"))
+            .unwrap_or_else(|e| panic!("template.yaml: {e}"));
+        let line = template
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("RUST_LOG: !Sub "))
+            .unwrap_or_else(|| panic!("template.yaml sets no RUST_LOG in Globals"));
+        line.trim_matches('"').replace("${LogLevel}", "debug")
+    }
+
+    /// Installs, once per process, the functions' JSON log format with the template's filter,
+    /// writing into memory.
+    pub fn capture() {
+        INSTALLED.get_or_init(|| {
+            let filter = tracing_subscriber::EnvFilter::new(template_filter());
+            let _ = tracing_subscriber::fmt()
+                .json()
+                .with_env_filter(filter)
+                .with_current_span(true)
+                .with_target(false)
+                .with_ansi(false)
+                .without_time()
+                .with_writer(|| Sink)
+                .try_init();
+        });
+    }
+
+    /// Everything logged so far, by every test of this process.
+    pub fn captured() -> String {
+        String::from_utf8_lossy(
+            &LINES
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+        .into_owned()
+    }
 }

@@ -2,6 +2,11 @@
 //! size, invokes the consumer with a real `SqsEvent`, deletes only the records not reported failed,
 //! and leaves the failed ones to SQS, whose redrive policy moves them to the DLQ after
 //! `maxReceiveCount` receives.
+//!
+//! As Lambda does, it runs several batches of one queue at once, each in its own instance of the
+//! function (its own cold start and memory): one poller per instance. On a FIFO queue SQS hands
+//! out no message of a group while another of that group is in flight, so at most one batch per
+//! message group is in flight, which is Lambda's guarantee too.
 
 use crate::functions::SqsFn;
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
@@ -22,15 +27,23 @@ pub struct Consumer {
     pub batch_size: u16,
     /// Whether the mapping honours `batchItemFailures` (`ReportBatchItemFailures`).
     pub report_batch_item_failures: bool,
-    /// The function.
+    /// The function (the first instance).
     pub handler: SqsFn,
+    /// Every instance, one poller each (`ScalingConfig.MaximumConcurrency`, else
+    /// [`DEFAULT_POLLERS`]); `handler` is the first of them.
+    pub instances: Vec<SqsFn>,
 }
+
+/// Concurrent batches per queue when the template sets no `MaximumConcurrency` (Lambda starts
+/// with five pollers; two cores here make four the useful most).
+pub const DEFAULT_POLLERS: u16 = 4;
 
 impl std::fmt::Debug for Consumer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Consumer")
             .field("queue", &self.queue)
             .field("batch_size", &self.batch_size)
+            .field("instances", &self.instances.len())
             .finish()
     }
 }
@@ -64,10 +77,21 @@ impl QueueRunner {
         }
     }
 
-    /// One receive / invoke / delete cycle on `consumer`'s queue.
+    /// One receive / invoke / delete cycle on `consumer`'s queue, by its first instance.
     pub async fn poll_once(
         &self,
         consumer: &Consumer,
+        wait_seconds: i32,
+    ) -> anyhow::Result<BatchReport> {
+        self.poll_with(consumer, &consumer.handler, wait_seconds)
+            .await
+    }
+
+    /// One receive / invoke / delete cycle on `consumer`'s queue, by the instance `handler`.
+    async fn poll_with(
+        &self,
+        consumer: &Consumer,
+        handler: &SqsFn,
         wait_seconds: i32,
     ) -> anyhow::Result<BatchReport> {
         let received = self
@@ -89,7 +113,7 @@ impl QueueRunner {
             .iter()
             .map(|m| to_record(m, &consumer.arn))
             .collect();
-        let response = (consumer.handler)(event).await;
+        let response = handler(event).await;
         let reported: Vec<String> = response
             .batch_item_failures
             .into_iter()
@@ -174,20 +198,83 @@ impl QueueRunner {
         Ok(reports)
     }
 
-    /// Polls every consumer in the background, as deployed event source mappings do.
+    /// Polls `consumer` with every instance at once until the queue holds nothing, visible, in
+    /// flight or delayed (or each poller made `max_rounds` polls). Reports are in completion order.
+    pub async fn drain_concurrently(
+        &self,
+        consumer: &Consumer,
+        max_rounds: usize,
+    ) -> anyhow::Result<Vec<BatchReport>> {
+        let pollers = consumer.instances.iter().map(|handler| async move {
+            let mut reports = Vec::new();
+            for _ in 0..max_rounds {
+                let report = self.poll_with(consumer, handler, 0).await?;
+                if report.received > 0 {
+                    reports.push(report);
+                } else if self.is_empty(consumer).await? {
+                    break;
+                } else {
+                    // Other pollers hold the remaining groups; look again shortly.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+            Ok::<_, anyhow::Error>(reports)
+        });
+        let mut all = Vec::new();
+        for reports in futures::future::try_join_all(pollers).await? {
+            all.extend(reports);
+        }
+        Ok(all)
+    }
+
+    /// Whether the queue holds no message at all (visible, in flight or delayed).
+    async fn is_empty(&self, consumer: &Consumer) -> anyhow::Result<bool> {
+        use aws_sdk_sqs::types::QueueAttributeName as A;
+        let counts = [
+            A::ApproximateNumberOfMessages,
+            A::ApproximateNumberOfMessagesNotVisible,
+            A::ApproximateNumberOfMessagesDelayed,
+        ];
+        let attributes = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&consumer.url)
+            .set_attribute_names(Some(counts.to_vec()))
+            .send()
+            .await?
+            .attributes
+            .unwrap_or_default();
+        Ok(counts.iter().all(|name| {
+            attributes
+                .get(name)
+                .is_none_or(|count| count.parse::<u64>().is_ok_and(|n| n == 0))
+        }))
+    }
+
+    /// Polls every consumer in the background with all its instances, as deployed event source
+    /// mappings do.
     pub fn spawn(self: Arc<Self>, consumers: Vec<Consumer>) -> Vec<tokio::task::JoinHandle<()>> {
         consumers
             .into_iter()
-            .map(|consumer| {
+            .flat_map(|consumer| {
+                let consumer = Arc::new(consumer);
                 let runner = Arc::clone(&self);
-                tokio::spawn(async move {
-                    loop {
-                        if let Err(error) = runner.poll_once(&consumer, 1).await {
-                            tracing::warn!(queue = %consumer.queue, error = %error, "local poll failed");
-                            tokio::time::sleep(Duration::from_secs(1)).await;
-                        }
-                    }
-                })
+                consumer
+                    .instances
+                    .clone()
+                    .into_iter()
+                    .map(move |handler| {
+                        let (runner, consumer) = (Arc::clone(&runner), Arc::clone(&consumer));
+                        tokio::spawn(async move {
+                            loop {
+                                if let Err(error) = runner.poll_with(&consumer, &handler, 1).await
+                                {
+                                    tracing::warn!(queue = %consumer.queue, error = %error, "local poll failed");
+                                    tokio::time::sleep(Duration::from_secs(1)).await;
+                                }
+                            }
+                        })
+                    })
             })
             .collect()
     }

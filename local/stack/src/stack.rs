@@ -5,7 +5,7 @@ use crate::front::{self, Route};
 use crate::functions::{self, Scheduled, SqsFn};
 use crate::moto::workspace_root;
 use crate::provision::{Resources, provision};
-use crate::runner::{Consumer, QueueRunner};
+use crate::runner::{Consumer, DEFAULT_POLLERS, QueueRunner};
 use crate::template::Template;
 use anyhow::Context;
 use aws_config::SdkConfig;
@@ -136,7 +136,7 @@ impl LocalStack {
                     .to_string(),
             );
             vars.extend(options.env_overrides.clone());
-            let invoke = functions::start(&function.binary, vars, &aws)
+            let invoke = functions::start(&function.binary, vars.clone(), &aws)
                 .await
                 .with_context(|| format!("starting {}", function.logical_id))?;
             let timeout = Duration::from_secs(function.timeout_seconds);
@@ -155,6 +155,15 @@ impl LocalStack {
                     functions::sqs(Arc::clone(&invoke), timeout),
                 )?;
                 consumer.report_batch_item_failures = trigger.report_batch_item_failures;
+                // Each further poller gets an instance of its own, as each concurrent Lambda
+                // invocation runs in an execution environment of its own.
+                let pollers = trigger.maximum_concurrency.unwrap_or(DEFAULT_POLLERS);
+                for _ in 1..pollers {
+                    let instance = functions::start(&function.binary, vars.clone(), &aws)
+                        .await
+                        .with_context(|| format!("starting {}", function.logical_id))?;
+                    consumer.instances.push(functions::sqs(instance, timeout));
+                }
                 consumers.push(consumer);
             }
             for scheduled in &function.schedules {
@@ -236,6 +245,7 @@ fn consumer(
         arn: resources.queue_arns.get(queue).cloned().unwrap_or_default(),
         batch_size,
         report_batch_item_failures: true,
+        instances: vec![Arc::clone(&handler)],
         handler,
     })
 }

@@ -103,6 +103,8 @@ pub struct SqsTrigger {
     /// `FunctionResponseTypes: [ReportBatchItemFailures]`; without it Lambda ignores
     /// `batchItemFailures` and deletes the whole batch when the function returns.
     pub report_batch_item_failures: bool,
+    /// `ScalingConfig.MaximumConcurrency`: at most this many batches in flight at once.
+    pub maximum_concurrency: Option<u16>,
 }
 
 /// Everything the local stack needs from the template.
@@ -296,10 +298,15 @@ impl Template {
                                                 t.as_str() == Some("ReportBatchItemFailures")
                                             })
                                         });
+                                    let maximum_concurrency = field("ScalingConfig")
+                                        .and_then(|c| c.get("MaximumConcurrency"))
+                                        .and_then(as_u64)
+                                        .and_then(|n| u16::try_from(n).ok());
                                     function.sqs_events.push(SqsTrigger {
                                         queue,
                                         batch_size: u16::try_from(batch).unwrap_or(10),
                                         report_batch_item_failures: report,
+                                        maximum_concurrency,
                                     });
                                 }
                                 _ => {
