@@ -156,7 +156,14 @@ impl SendBench {
             .queue_url("OutboundQueue")
             .expect("outbound queue")
             .to_owned();
-        let queue = SqsOutboundQueue(SqsJsonQueue::new(self.env.stack.sqs(), url));
+        // Sized for a test on a busy machine, not for the edges' 6-second budget.
+        let limits = shared::adapters::sqs::SendLimits {
+            call_timeout: Duration::from_secs(30),
+            budget_without_deadline: Duration::from_secs(120),
+            ..shared::adapters::sqs::SendLimits::default()
+        };
+        let queue =
+            SqsOutboundQueue(SqsJsonQueue::new(self.env.stack.sqs(), url).with_limits(limits));
         // In slices: one moto on two cores answers a thousand sends at once too slowly.
         for slice in requests.chunks(50) {
             queue.enqueue(slice).await.expect("enqueued");
@@ -192,7 +199,15 @@ impl SendBench {
             .runner
             .drain_concurrently(consumer, 2_000)
             .await
-            .expect("drained");
+            .unwrap_or_else(|e| {
+                let logs = e2e::logs::captured();
+                let warnings: Vec<&str> = logs
+                    .lines()
+                    .filter(|l| l.contains(r#""level":"WARN""#) || l.contains(r#""level":"ERROR""#))
+                    .collect();
+                let tail = &warnings[warnings.len().saturating_sub(20)..];
+                panic!("drained: {e:#}\nlast warnings:\n{}", tail.join("\n"))
+            });
     }
 
     /// The stand-in router: moves every status item on the inbound queue to `DeliveryStatus`,

@@ -208,6 +208,12 @@ impl SendLedger for DynamoSendLedger {
                 // Released between the two calls: claim again.
                 continue;
             };
+            if text(&item, "owner") == Some(owner.0.as_str())
+                && text(&item, "state") == Some(IN_PROGRESS)
+            {
+                // Our own put, retried by the SDK after a lost answer: the claim is ours.
+                return Ok(SendClaim::Acquired);
+            }
             return Ok(match text(&item, "state").and_then(state_of) {
                 Some(SendState::Sent | SendState::Suppressed | SendState::Failed) => {
                     SendClaim::Done
