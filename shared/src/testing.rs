@@ -919,7 +919,12 @@ impl SentMessageStore for InMemorySentMessageStore {
     }
 
     async fn get(&self, message_id: &str) -> Result<Option<TrackedMessage>, StoreError> {
-        Ok(self.records.lock().map_err(poisoned)?.get(message_id).cloned())
+        Ok(self
+            .records
+            .lock()
+            .map_err(poisoned)?
+            .get(message_id)
+            .cloned())
     }
 }
 

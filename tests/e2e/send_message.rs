@@ -67,7 +67,14 @@ async fn a_free_form_message_outside_the_window_goes_as_the_template_and_a_late_
         .stack
         .sqs()
         .send_message()
-        .queue_url(bench.env.stack.resources.queue_url("OutboundQueue").expect("queue"))
+        .queue_url(
+            bench
+                .env
+                .stack
+                .resources
+                .queue_url("OutboundQueue")
+                .expect("queue"),
+        )
         .message_body(serde_json::to_string(&again).expect("json"))
         .message_group_id(again.group_id())
         .message_deduplication_id("redelivered-later")
@@ -78,7 +85,10 @@ async fn a_free_form_message_outside_the_window_goes_as_the_template_and_a_late_
     assert_eq!(bench.env.queue_depth("OutboundQueue").await, 0);
     let lines = bench.outbound_lines(late);
     assert_eq!(
-        lines.iter().map(|(kind, _)| kind.as_str()).collect::<Vec<_>>(),
+        lines
+            .iter()
+            .map(|(kind, _)| kind.as_str())
+            .collect::<Vec<_>>(),
         ["text", "template"],
         "{lines:?}"
     );
@@ -179,7 +189,11 @@ async fn throttling_pair_rate_and_server_error_windows_deliver_every_message_onc
         bench.drain_outbound().await;
     }
     for digits in &users {
-        assert_eq!(bench.outbound_lines(digits).len(), 1, "{digits}: exactly once");
+        assert_eq!(
+            bench.outbound_lines(digits).len(),
+            1,
+            "{digits}: exactly once"
+        );
     }
     assert_eq!(bench.sim.accepted_messages(), 15);
     assert_eq!(bench.dead_letters("OutboundDLQ").await, 0);
@@ -199,7 +213,11 @@ async fn a_refused_token_acknowledges_nothing_and_emits_the_alarm_metric() {
         bench.open_window(&format!("44770090040{i}")).await;
     }
     bench.enqueue(&requests).await;
-    assert_eq!(bench.send_once().await.len(), 3, "every message stays on the queue");
+    assert_eq!(
+        bench.send_once().await.len(),
+        3,
+        "every message stays on the queue"
+    );
     assert_eq!(bench.env.queue_depth("OutboundQueue").await, 3);
     assert_eq!(bench.sim.accepted_messages(), 0);
     let logs = e2e::logs::captured();
@@ -248,7 +266,11 @@ async fn two_thousand_messages_to_two_thousand_recipients_never_pass_80_in_any_s
         count as f64 / 80.0
     );
     assert!(most <= 80, "{most} messages in one second");
-    assert_eq!(bench.sim.accepted_messages(), count, "none twice, none lost");
+    assert_eq!(
+        bench.sim.accepted_messages(),
+        count,
+        "none twice, none lost"
+    );
     let recipients: BTreeSet<String> = bench
         .sim
         .users()

@@ -61,8 +61,12 @@ pub async fn bench(
     config.addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     config.callback_url = Some(env.stack.url("/whatsapp/webhook"));
     config.status_delay = Duration::from_millis(5);
-    config.templates.push(TemplateDef::positional("content_receipt", "en_US", 1));
-    config.templates.push(TemplateDef::positional("content_receipt", "fr_FR", 1));
+    config
+        .templates
+        .push(TemplateDef::positional("content_receipt", "en_US", 1));
+    config
+        .templates
+        .push(TemplateDef::positional("content_receipt", "fr_FR", 1));
     configure(&mut config);
     let sim = Simulator::start(config).await.expect("simulator");
     SendBench { env, sim }
@@ -134,7 +138,8 @@ impl SendBench {
     /// Opens the 24-hour window of `digits` on both sides: the connector's conversation state
     /// and the simulator's user.
     pub async fn open_window(&self, digits: &str) {
-        let conversations = DynamoConversationStore::new(self.dynamodb(), self.table("ConversationsTable"));
+        let conversations =
+            DynamoConversationStore::new(self.dynamodb(), self.table("ConversationsTable"));
         let now = time::OffsetDateTime::now_utc().unix_timestamp() * 1000;
         conversations
             .record_inbound(
@@ -144,7 +149,9 @@ impl SendBench {
             )
             .await
             .expect("window recorded");
-        self.sim.user(digits).last_wrote(Some(Duration::from_secs(60)));
+        self.sim
+            .user(digits)
+            .last_wrote(Some(Duration::from_secs(60)));
     }
 
     /// Puts requests on `outbound.fifo`.
@@ -216,7 +223,10 @@ impl SendBench {
         self.sim.idle().await;
         let sqs = self.env.stack.sqs();
         let resources = &self.env.stack.resources;
-        let inbound = resources.queue_url("InboundQueue").expect("inbound").to_owned();
+        let inbound = resources
+            .queue_url("InboundQueue")
+            .expect("inbound")
+            .to_owned();
         let statuses = resources
             .queue_url("DeliveryStatusQueue")
             .expect("delivery status")
@@ -273,7 +283,13 @@ impl SendBench {
 
     /// Messages on a dead-letter queue.
     pub async fn dead_letters(&self, dlq: &str) -> usize {
-        let url = self.env.stack.resources.queue_url(dlq).expect("dlq").to_owned();
+        let url = self
+            .env
+            .stack
+            .resources
+            .queue_url(dlq)
+            .expect("dlq")
+            .to_owned();
         self.env
             .stack
             .sqs()

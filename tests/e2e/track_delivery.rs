@@ -53,7 +53,11 @@ async fn statuses_arriving_read_delivered_sent_end_read_and_a_failed_status_keep
         .expect("queue")
         .to_owned();
     let mut items = Vec::new();
-    for (state, at) in [("read", "1795703460"), ("delivered", "1795703450"), ("sent", "1795703440")] {
+    for (state, at) in [
+        ("read", "1795703460"),
+        ("delivered", "1795703450"),
+        ("sent", "1795703440"),
+    ] {
         items.push(status_item(
             &ids[0],
             serde_json::json!({"id": ids[0], "status": state, "timestamp": at,

@@ -262,8 +262,8 @@ where
 mod tests {
     use super::*;
     use shared::testing::{
-        InMemoryContactDirectory, InMemoryConversationStore, InMemoryMessageSender,
-        InMemoryPacer, InMemoryRecordQueues, InMemorySendLedger, InMemorySentMessageStore,
+        InMemoryContactDirectory, InMemoryConversationStore, InMemoryMessageSender, InMemoryPacer,
+        InMemoryRecordQueues, InMemorySendLedger, InMemorySentMessageStore,
     };
 
     type TestDeps = Deps<
@@ -309,7 +309,9 @@ mod tests {
         let response = handle_batch(
             &deps,
             &records,
-            event(include_str!("../../../events/send-whatsapp-message/outbound-batch.json")),
+            event(include_str!(
+                "../../../events/send-whatsapp-message/outbound-batch.json"
+            )),
             far(),
         )
         .await;

@@ -136,7 +136,10 @@ where
     .await
 }
 
-async fn handle_record<L, M, Q>(tracker: &Deps<L, M, Q>, record: SqsMessage) -> Result<(), RecordError>
+async fn handle_record<L, M, Q>(
+    tracker: &Deps<L, M, Q>,
+    record: SqsMessage,
+) -> Result<(), RecordError>
 where
     L: SendLedger,
     M: SentMessageStore,
@@ -202,7 +205,12 @@ mod tests {
         )
         .await;
         assert!(response.batch_item_failures.is_empty(), "{response:?}");
-        let record = tracker.messages.get(wamid).await.expect("read").expect("record");
+        let record = tracker
+            .messages
+            .get(wamid)
+            .await
+            .expect("read")
+            .expect("record");
         assert_eq!(record.state, DeliveryState::Read);
         assert_eq!(records.dead_letters().len(), 1);
     }

@@ -28,7 +28,9 @@ fn rejected(reason: impl std::fmt::Display) -> StoreError {
 }
 
 fn text<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
-    item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str)
+    item.get(name)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
 }
 
 fn number(item: &Item, name: &str) -> Option<i64> {
@@ -332,9 +334,7 @@ impl SendLedger for DynamoSendLedger {
             .table_name(&self.table)
             .key("pk", s(encoded_key))
             .update_expression("SET #state = :sent, message_id = :id")
-            .condition_expression(
-                "attribute_exists(pk) AND #state IN (:in_progress, :unknown)",
-            )
+            .condition_expression("attribute_exists(pk) AND #state IN (:in_progress, :unknown)")
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":sent", s(SENT))
             .expression_attribute_values(":id", s(message_id))
@@ -483,11 +483,10 @@ impl SentMessageStore for DynamoSentMessages {
             ("state".to_owned(), s(update.state.as_str())),
             ("at_ms".to_owned(), n(update.at_ms)),
         ]))]);
-        let mut common = String::from("history = list_append(if_not_exists(history, :empty), :entry)");
-        let mut values: Vec<(&str, AttributeValue)> = vec![
-            (":empty", AttributeValue::L(Vec::new())),
-            (":entry", entry),
-        ];
+        let mut common =
+            String::from("history = list_append(if_not_exists(history, :empty), :entry)");
+        let mut values: Vec<(&str, AttributeValue)> =
+            vec![(":empty", AttributeValue::L(Vec::new())), (":entry", entry)];
         if let Some(pricing) = &update.pricing {
             for (attribute, placeholder, value) in [
                 ("pricing_category", ":pc", &pricing.category),
@@ -522,7 +521,12 @@ impl SentMessageStore for DynamoSentMessages {
                 advancing_values,
                 true,
             ),
-            (format!("SET {common}"), "attribute_exists(pk)", values, false),
+            (
+                format!("SET {common}"),
+                "attribute_exists(pk)",
+                values,
+                false,
+            ),
         ];
         for (expression, condition, values, uses_state) in attempts {
             let mut request = self

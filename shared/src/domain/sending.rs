@@ -357,7 +357,12 @@ mod tests {
         }
         let most = sends
             .iter()
-            .map(|start| sends.iter().filter(|t| **t >= *start && **t < start + 1_000_000).count())
+            .map(|start| {
+                sends
+                    .iter()
+                    .filter(|t| **t >= *start && **t < start + 1_000_000)
+                    .count()
+            })
             .max()
             .unwrap_or(0);
         assert!(most <= 80, "{most} in one second");

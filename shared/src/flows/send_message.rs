@@ -431,7 +431,11 @@ where
                         Content::Template(render_template(template, configured, language));
                 }
                 Refusal::Permanent { code, reason } => {
-                    tracing::warn!(code, outcome = "refused", "Graph refused the message for good");
+                    tracing::warn!(
+                        code,
+                        outcome = "refused",
+                        "Graph refused the message for good"
+                    );
                     return self.refuse(request, owner, code, reason).await;
                 }
                 Refusal::Retry(backoff) => {
@@ -445,10 +449,19 @@ where
                     let wait = jittered(base, random_unit());
                     let code = error.api().and_then(ApiError::code);
                     if !deadline::fits(wait, self.settings.send_worst_case) {
-                        tracing::warn!(code, attempt, "Graph keeps refusing for now; the request goes back to the queue");
+                        tracing::warn!(
+                            code,
+                            attempt,
+                            "Graph keeps refusing for now; the request goes back to the queue"
+                        );
                         return Err(SendFlowError::Throttled(error));
                     }
-                    tracing::info!(code, attempt, wait_ms = wait.as_millis() as u64, "Graph refused for now; retrying");
+                    tracing::info!(
+                        code,
+                        attempt,
+                        wait_ms = wait.as_millis() as u64,
+                        "Graph refused for now; retrying"
+                    );
                     tokio::time::sleep(wait).await;
                     attempt += 1;
                 }
@@ -616,9 +629,10 @@ mod tests {
                     }),
                 }));
             }
-            let mut accepted = self.accepted.lock().map_err(|_| {
-                SendError::Api(ApiError::Status { status: 500 })
-            })?;
+            let mut accepted = self
+                .accepted
+                .lock()
+                .map_err(|_| SendError::Api(ApiError::Status { status: 500 }))?;
             accepted.push(message.clone());
             Ok(SendReceipt {
                 message_id: format!("wamid.T{}", accepted.len()),
@@ -830,7 +844,12 @@ mod tests {
         );
         let entry = &sender.ledger.entries()[0];
         assert_eq!(entry.state, SendState::Failed);
-        assert!(entry.reason.as_deref().is_some_and(|r| r.starts_with("131026")));
+        assert!(
+            entry
+                .reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with("131026"))
+        );
     }
 
     #[tokio::test]
@@ -841,7 +860,10 @@ mod tests {
         let error = send(&sender, &request).await.expect_err("kept");
         assert!(matches!(error, SendFlowError::TokenInvalid(Some(_))));
         assert!(error.is_retryable());
-        assert!(sender.ledger.entries().is_empty(), "the claim is given back");
+        assert!(
+            sender.ledger.entries().is_empty(),
+            "the claim is given back"
+        );
         let mut other = request.clone();
         other.key.subject = "wamid.IN2".into();
         assert!(matches!(

@@ -81,7 +81,10 @@ pub fn update_of(status: &Status) -> Option<StatusUpdate> {
     let error = status.errors.first().map(|e| {
         (
             e.code,
-            e.title.clone().or_else(|| e.message.clone()).unwrap_or_default(),
+            e.title
+                .clone()
+                .or_else(|| e.message.clone())
+                .unwrap_or_default(),
         )
     });
     let pricing = status.pricing.as_ref().map(|p| PricingInfo {
@@ -110,8 +113,8 @@ where
         if item.kind != InboundKind::Status {
             return Err(TrackError::NotAStatus(None));
         }
-        let status: Status = serde_json::from_str(item.item.get())
-            .map_err(|e| TrackError::NotAStatus(Some(e)))?;
+        let status: Status =
+            serde_json::from_str(item.item.get()).map_err(|e| TrackError::NotAStatus(Some(e)))?;
         let Some(update) = update_of(&status) else {
             tracing::warn!(status = %status.status, "a status this connector does not know; kept in the log only");
             return Ok(Tracked::Ignored);
@@ -124,7 +127,10 @@ where
         {
             // The sender never recorded the id (it died or timed out after Graph accepted):
             // the status carrying the send key is how the record comes to exist.
-            tracing::info!(outcome = "settled", "a send of unknown outcome was settled by its status");
+            tracing::info!(
+                outcome = "settled",
+                "a send of unknown outcome was settled by its status"
+            );
             self.messages
                 .record(&SentMessage {
                     message_id: status.id.clone(),
@@ -152,7 +158,10 @@ where
                 // Deduplicated on its own send key (queue and claims): queued again by a
                 // redelivered status, it is still sent once.
                 self.outbound.enqueue(&[fallback]).await?;
-                tracing::info!(outcome = "template_queued", "the window had closed; the template version is queued");
+                tracing::info!(
+                    outcome = "template_queued",
+                    "the window had closed; the template version is queued"
+                );
                 return Ok(Tracked::TemplateQueued);
             }
         }
@@ -280,9 +289,17 @@ mod tests {
         let tracker = tracker();
         sent(&tracker).await;
         for (state, at) in [("read", 3), ("delivered", 2), ("sent", 1)] {
-            tracker.track(&item(status(state, at))).await.expect("applied");
+            tracker
+                .track(&item(status(state, at)))
+                .await
+                .expect("applied");
         }
-        let record = tracker.messages.get("wamid.X").await.expect("read").expect("record");
+        let record = tracker
+            .messages
+            .get("wamid.X")
+            .await
+            .expect("read")
+            .expect("record");
         assert_eq!(record.state, DeliveryState::Read);
         assert_eq!(record.history.len(), 3);
     }
@@ -294,7 +311,12 @@ mod tests {
         let mut failed = status("failed", 2);
         failed["errors"] = json!([{"code": 131026, "title": "Message undeliverable"}]);
         tracker.track(&item(failed)).await.expect("applied");
-        let record = tracker.messages.get("wamid.X").await.expect("read").expect("record");
+        let record = tracker
+            .messages
+            .get("wamid.X")
+            .await
+            .expect("read")
+            .expect("record");
         assert_eq!(record.state, DeliveryState::Failed);
         assert_eq!(record.error_code, Some(131_026));
         assert_eq!(record.error_title.as_deref(), Some("Message undeliverable"));
@@ -313,7 +335,11 @@ mod tests {
             );
         }
         let queued = tracker.outbound.events();
-        assert_eq!(queued.len(), 1, "deduplicated on the template version's key");
+        assert_eq!(
+            queued.len(),
+            1,
+            "deduplicated on the template version's key"
+        );
         assert_eq!(queued[0].key.version, "3#template");
     }
 
@@ -322,7 +348,10 @@ mod tests {
         let tracker = tracker();
         claimed(&tracker, false).await;
         assert_eq!(
-            tracker.track(&item(status("delivered", 2))).await.expect("applied"),
+            tracker
+                .track(&item(status("delivered", 2)))
+                .await
+                .expect("applied"),
             Tracked::Applied(DeliveryState::Delivered)
         );
         let entry = tracker
@@ -333,7 +362,12 @@ mod tests {
             .expect("entry");
         assert_eq!(entry.state, SendState::Sent);
         assert_eq!(entry.message_id.as_deref(), Some("wamid.X"));
-        let record = tracker.messages.get("wamid.X").await.expect("read").expect("record");
+        let record = tracker
+            .messages
+            .get("wamid.X")
+            .await
+            .expect("read")
+            .expect("record");
         assert_eq!(record.message.actor.as_deref(), Some("rep"));
     }
 
