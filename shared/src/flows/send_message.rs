@@ -816,6 +816,43 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_unknown_outcome_waits_for_its_status_and_is_resent_only_after_the_wait() {
+        let mut sender = sender(ScriptedGraph::default());
+        let request = request(MessageFlow::FieldIngest);
+        open_window(&sender, &request).await;
+        let earlier = OwnerToken("crashed-attempt".into());
+        let record = SendRecord {
+            key: request.key.clone(),
+            number: sender.sending_number(&request.from).expect("configured"),
+            actor: None,
+            what: "text".into(),
+            fallback: None,
+        };
+        let now = now_ms();
+        sender
+            .ledger
+            .claim(&record, &earlier, now, now + 10, 0)
+            .await
+            .expect("claimed");
+        sender
+            .ledger
+            .mark_unknown(&request.key, &earlier, now)
+            .await
+            .expect("marked");
+        assert!(matches!(
+            send(&sender, &request).await,
+            Err(SendFlowError::AwaitingStatus)
+        ));
+        assert!(sender.graph.accepted().is_empty());
+        sender.settings.resend_unknown_after = Duration::ZERO;
+        assert!(matches!(
+            send(&sender, &request).await,
+            Ok(Sent::Accepted { .. })
+        ));
+        assert_eq!(sender.graph.accepted().len(), 1);
+    }
+
+    #[tokio::test]
     async fn throttling_and_server_errors_are_retried_within_the_invocation() {
         let sender = sender(ScriptedGraph::refusing(&[
             (400, 130_429),

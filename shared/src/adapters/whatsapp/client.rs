@@ -284,7 +284,10 @@ pub(crate) async fn read_json<T: serde::de::DeserializeOwned>(
     response: reqwest::Response,
 ) -> Result<T, ApiError> {
     let status = response.status().as_u16();
-    let body = response.bytes().await.map_err(|e| ApiError::Transport(e.without_url()))?;
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| ApiError::Transport(e.without_url()))?;
     error_for_status(status, &body)?;
     serde_json::from_slice(&body).map_err(|source| ApiError::UnexpectedBody { status, source })
 }
