@@ -3,8 +3,9 @@
 //! split, enqueue with the default limits, inside a 6 s invocation deadline like Lambda's).
 //!
 //! Run: `cargo bench -p shared --bench sqs_depth`. It starts moto from the workspace's `.venv`
-//! on loopback; `SQS_ENDPOINT=http://127.0.0.1:PORT` measures another local SQS instead, and
-//! `DEPTH_MAX` (default 1,000 for moto, 3,000 otherwise) bounds the fill.
+//! on loopback, tuned as the local stack runs it (`local/stack/moto/server.py`; `MOTO_UNTUNED=1` runs
+//! plain `moto_server`); `SQS_ENDPOINT=http://127.0.0.1:PORT` measures another local SQS instead,
+//! and `DEPTH_MAX` (default 3,000; 1,000 for untuned moto) bounds the fill.
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
 use aws_sdk_sqs::types::{QueueAttributeName, SendMessageBatchRequestEntry};
@@ -29,7 +30,14 @@ fn free_port() -> u16 {
 fn start_moto() -> (String, std::process::Child) {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let port = free_port();
-    let child = std::process::Command::new(root.join(".venv/bin/moto_server"))
+    let mut command = if std::env::var_os("MOTO_UNTUNED").is_some() {
+        std::process::Command::new(root.join(".venv/bin/moto_server"))
+    } else {
+        let mut tuned = std::process::Command::new(root.join(".venv/bin/python"));
+        tuned.arg(root.join("local/stack/moto/server.py"));
+        tuned
+    };
+    let child = command
         .args(["-H", "127.0.0.1", "-p", &port.to_string()])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -102,15 +110,21 @@ async fn main() {
             (endpoint, Some(child))
         }
     };
-    let server = if moto.is_some() {
-        "moto"
+    let server = if moto.is_some() && std::env::var_os("MOTO_UNTUNED").is_some() {
+        "moto (untuned)"
+    } else if moto.is_some() {
+        "moto (tuned: local/stack/moto/server.py)"
     } else {
         "SQS_ENDPOINT"
     };
     let depth_max: usize = std::env::var("DEPTH_MAX")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(if moto.is_some() { 1_000 } else { 3_000 });
+        .unwrap_or(if std::env::var_os("MOTO_UNTUNED").is_some() {
+            1_000
+        } else {
+            3_000
+        });
     let config = shared::aws::local(&endpoint).await;
     let sqs = aws_sdk_sqs::Client::new(&config);
     let run = std::process::id();

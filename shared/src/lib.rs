@@ -18,5 +18,6 @@ pub mod ports;
 pub mod pseudonym;
 pub mod secrets;
 pub mod telemetry;
+pub mod templates;
 pub mod testing;
 pub mod whatsapp;

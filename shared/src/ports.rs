@@ -573,3 +573,20 @@ pub trait SendPacer: Send + Sync {
         horizon_us: i64,
     ) -> impl Future<Output = Result<PaceDecision, StoreError>> + Send;
 }
+
+use crate::domain::inbound::InboundItem as RoutedItem;
+use crate::domain::outbound::RoutedMessage;
+use crate::domain::routing::Destination;
+
+/// The queues route-inbound hands items to (FIFO: one group per user, deduplicated on the wamid).
+pub trait InboundRoutes: Send + Sync {
+    /// Hands a status to track-delivery, as the item itself.
+    fn status(&self, item: &RoutedItem) -> impl Future<Output = Result<(), QueueError>> + Send;
+
+    /// Hands a message to the flow queue `to` ([`Destination::DeliveryStatus`] takes statuses only).
+    fn route(
+        &self,
+        to: Destination,
+        message: &RoutedMessage,
+    ) -> impl Future<Output = Result<(), QueueError>> + Send;
+}

@@ -952,6 +952,71 @@ impl SendPacer for InMemoryPacer {
     }
 }
 
+use crate::domain::routing::Destination;
+
+/// One item route-inbound handed on, as the fake queues keep it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutedRecord {
+    /// The queue.
+    pub to: Destination,
+    /// The item's key (the wamid, or `wamid:status`).
+    pub key: String,
+    /// The user.
+    pub user: Option<UserPseudonym>,
+    /// What the message answers.
+    pub answers: Option<SendKey>,
+}
+
+/// route-inbound's output queues in memory (deduplicated per queue on the key, like the FIFO queues).
+pub type InMemoryInboundRoutes = RecordedEvents<RoutedRecord>;
+
+impl InMemoryInboundRoutes {
+    /// The keys handed to `to`, in order.
+    pub fn keys_on(&self, to: Destination) -> Vec<String> {
+        self.events()
+            .into_iter()
+            .filter(|r| r.to == to)
+            .map(|r| r.key)
+            .collect()
+    }
+
+    fn record_once(&self, record: RoutedRecord) -> Result<(), QueueError> {
+        let held = self
+            .events()
+            .iter()
+            .any(|r| r.to == record.to && r.key == record.key);
+        self.record(if held {
+            &[]
+        } else {
+            std::slice::from_ref(&record)
+        })
+    }
+}
+
+impl crate::ports::InboundRoutes for InMemoryInboundRoutes {
+    async fn status(&self, item: &InboundItem) -> Result<(), QueueError> {
+        self.record_once(RoutedRecord {
+            to: Destination::DeliveryStatus,
+            key: item.key.clone(),
+            user: item.user.clone(),
+            answers: None,
+        })
+    }
+
+    async fn route(
+        &self,
+        to: Destination,
+        message: &crate::domain::outbound::RoutedMessage,
+    ) -> Result<(), QueueError> {
+        self.record_once(RoutedRecord {
+            to,
+            key: message.key.clone(),
+            user: Some(message.user.clone()),
+            answers: message.answers.clone(),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

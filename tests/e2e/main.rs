@@ -1,14 +1,17 @@
 //! End-to-end tests: the real handlers on the local stack (moto, HTTP front, queue runner).
 
 mod aws_sources;
+mod contacts_import;
 mod dam;
 mod dam_webhook;
 mod directory;
 mod log_hygiene;
 mod orange_logic_client;
 mod queue_runner;
+mod route_inbound;
 mod send_message;
 mod sender_support;
+mod templates;
 mod track_delivery;
 mod whatsapp_sim;
 mod whatsapp_webhook;

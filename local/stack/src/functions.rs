@@ -74,6 +74,7 @@ fn registry() -> Vec<Registration> {
         register::<detect_asset_changes::Lambda>(),
         register::<send_whatsapp_message::Lambda>(),
         register::<track_delivery::Lambda>(),
+        register::<route_inbound::Lambda>(),
     ]
 }
 

@@ -73,14 +73,24 @@ pub fn start_for_process() -> anyhow::Result<String> {
 }
 
 /// Runs moto under a small shell that stops it once this process is gone, however it ends
-/// (a killed test binary included).
+/// (a killed test binary included). A `moto_server` of a virtualenv runs as the tuned server of
+/// `local/stack/moto/server.py` (see there) with that virtualenv's Python.
 fn spawn_watched(binary: &Path, port: u16) -> anyhow::Result<()> {
-    std::process::Command::new("sh")
+    let mut command = std::process::Command::new("sh");
+    command
         .arg("-c")
         .arg(WATCHDOG)
-        .arg(binary)
+        .arg("moto-watchdog")
         .arg(port.to_string())
-        .arg(std::process::id().to_string())
+        .arg(std::process::id().to_string());
+    let python = binary.with_file_name("python");
+    let tuned = workspace_root().join("local/stack/moto/server.py");
+    if python.exists() && tuned.exists() {
+        command.arg(python).arg(tuned);
+    } else {
+        command.arg(binary);
+    }
+    command
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -88,8 +98,8 @@ fn spawn_watched(binary: &Path, port: u16) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs moto (`$0`) on port `$1` until process `$2` exits.
-const WATCHDOG: &str = r#"trap 'kill $m 2>/dev/null' EXIT INT TERM; "$0" -H 127.0.0.1 -p "$1" & m=$!; while kill -0 "$2" 2>/dev/null && kill -0 $m 2>/dev/null; do sleep 1; done"#;
+/// Runs moto (`$3…`) on port `$1` until process `$2` exits.
+const WATCHDOG: &str = r#"port=$1; pid=$2; shift 2; trap 'kill $m 2>/dev/null' EXIT INT TERM; "$@" -H 127.0.0.1 -p "$port" & m=$!; while kill -0 "$pid" 2>/dev/null && kill -0 $m 2>/dev/null; do sleep 1; done"#;
 
 async fn ready(endpoint: &str) -> bool {
     let client = reqwest::Client::builder()

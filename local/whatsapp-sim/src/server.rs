@@ -5,8 +5,8 @@ use crate::clock::Clock;
 use crate::delivery::{self, Business, Deliveries, DeliveryRecord, DeliverySwitches, Item};
 use crate::spec::{Spec, SpecError};
 use crate::world::{
-    ConversationLine, Fault, Limits, Media, MediaBytes, SimGraphError, TemplateDef, User, World,
-    default_templates, summarize, unix_now,
+    ConversationLine, Fault, Limits, Media, MediaBytes, ReviewStatus, SimGraphError, TemplateDef,
+    User, World, default_templates, summarize, unix_now,
 };
 use aws_lc_rs::digest;
 use axum::body::{Body, Bytes};
@@ -231,6 +231,37 @@ impl Simulator {
     /// Every webhook delivery attempt.
     pub fn deliveries(&self) -> Vec<DeliveryRecord> {
         self.inner.deliveries.records()
+    }
+
+    /// Meta's review will reject templates named `name` with `reason` (`INVALID_FORMAT`,
+    /// `PROMOTIONAL`, ...); every other submitted template is approved.
+    pub fn reject_templates_named(&self, name: &str, reason: &str) {
+        self.inner
+            .world()
+            .review_rejections
+            .insert(name.to_owned(), reason.to_owned());
+    }
+
+    /// Completes every pending template review (approved ones become usable for sends); returns
+    /// how many were reviewed.
+    pub fn review_templates(&self) -> usize {
+        self.inner.world().review_templates()
+    }
+
+    /// `(name, language, status)` of every submitted template.
+    pub fn submitted_templates(&self) -> Vec<(String, String, ReviewStatus)> {
+        self.inner
+            .world()
+            .submitted
+            .iter()
+            .map(|t| {
+                (
+                    t.request.name.clone(),
+                    t.request.language.clone(),
+                    t.status.clone(),
+                )
+            })
+            .collect()
     }
 
     /// A snapshot of every user and conversation.
@@ -545,7 +576,12 @@ fn router(inner: Shared) -> Router {
         .route("/{version}/{id}", get(media_info))
         .route("/{version}/{id}/messages", post(send_message))
         .route("/{version}/{id}/media", post(upload_media))
-        .route("/{version}/{id}/message_templates", get(list_templates))
+        .route(
+            "/{version}/{id}/message_templates",
+            get(list_templates).post(create_template),
+        )
+        .route("/sim/templates/rejections", post(add_template_rejection))
+        .route("/sim/templates/review", post(review_templates))
         .with_state(inner)
 }
 
@@ -1026,30 +1062,150 @@ async fn upload_media(
     Json(json!({ "id": id })).into_response()
 }
 
+#[derive(Debug, Deserialize)]
+struct TemplateListQuery {
+    name: Option<String>,
+    limit: Option<usize>,
+    after: Option<String>,
+}
+
+/// Meta's default page size for template lists.
+const TEMPLATE_PAGE: usize = 25;
+
+fn check_waba(inner: &Inner, method: &str, waba_id: &str) -> Result<(), SimGraphError> {
+    if waba_id == inner.config.waba_id {
+        Ok(())
+    } else {
+        Err(SimGraphError::invalid(format!(
+            "Unsupported {method} request. Object with ID '{waba_id}' does not exist"
+        )))
+    }
+}
+
 async fn list_templates(
     State(inner): State<Shared>,
     Path((version, waba_id)): Path<(String, String)>,
+    Query(query): Query<TemplateListQuery>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(error) = guard(&inner, &headers, &version) {
+    if let Err(error) =
+        guard(&inner, &headers, &version).and_then(|()| check_waba(&inner, "get", &waba_id))
+    {
         return graph_error(&inner, &error);
     }
-    if waba_id != inner.config.waba_id {
-        return graph_error(
-            &inner,
-            &SimGraphError::invalid(format!(
-                "Unsupported get request. Object with ID '{waba_id}' does not exist"
-            )),
-        );
-    }
-    let data: Vec<Value> = inner
-        .world()
+    let world = inner.world();
+    let submitted_key = |name: &str, language: &str| {
+        world
+            .submitted
+            .iter()
+            .any(|t| t.request.name == name && t.request.language == language)
+    };
+    // Templates given at start are listed as before; submitted ones as Meta lists them, with
+    // their components, review status and rejection reason.
+    let mut data: Vec<Value> = world
         .templates
         .iter()
-        .map(|t| json!({"name": t.name, "language": t.language, "status": "APPROVED", "category": t.category,
+        .enumerate()
+        .filter(|(_, t)| !submitted_key(&t.name, &t.language))
+        .map(|(i, t)| json!({"id": format!("{}", 1_500_000_000_000_000_u64 + i as u64),
+                        "name": t.name, "language": t.language, "status": "APPROVED", "category": t.category,
                         "header": t.header, "body_parameters": t.body_params, "buttons": t.buttons}))
         .collect();
-    Json(json!({ "data": data })).into_response()
+    data.extend(world.submitted.iter().map(|t| {
+        let mut entry = t.request.to_request();
+        entry["id"] = json!(t.id);
+        entry["status"] = json!(t.status.as_str());
+        if let ReviewStatus::Rejected(reason) = &t.status {
+            entry["rejected_reason"] = json!(reason);
+        }
+        entry
+    }));
+    drop(world);
+    if let Some(name) = &query.name {
+        data.retain(|t| t["name"] == name.as_str());
+    }
+    let limit = query.limit.unwrap_or(TEMPLATE_PAGE).clamp(1, 1000);
+    let from = query
+        .after
+        .as_deref()
+        .and_then(|a| a.parse::<usize>().ok())
+        .unwrap_or(0)
+        .min(data.len());
+    let to = (from + limit).min(data.len());
+    let mut paging = json!({"cursors": {"before": from.to_string(), "after": to.to_string()}});
+    if to < data.len() {
+        let mut next = format!(
+            "{}/{version}/{waba_id}/message_templates?limit={limit}&after={to}",
+            inner.base_url
+        );
+        if let Some(name) = &query.name {
+            next.push_str(&format!("&name={name}"));
+        }
+        paging["next"] = json!(next);
+    }
+    let page: Vec<Value> = data.drain(from..to).collect();
+    Json(json!({ "data": page, "paging": paging })).into_response()
+}
+
+async fn create_template(
+    State(inner): State<Shared>,
+    Path((version, waba_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(error) =
+        guard(&inner, &headers, &version).and_then(|()| check_waba(&inner, "post", &waba_id))
+    {
+        return graph_error(&inner, &error);
+    }
+    let request: shared::templates::Template =
+        match serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&body)) {
+            Ok(request) => request,
+            Err(e) => {
+                let at = e.path().to_string();
+                return graph_error(
+                    &inner,
+                    &SimGraphError::invalid(format!("{at}: {}", e.into_inner())),
+                );
+            }
+        };
+    let mut world = inner.world();
+    match world.submit_template(request) {
+        Ok(t) => {
+            let answer =
+                json!({"id": t.id, "status": t.status.as_str(), "category": t.request.category});
+            drop(world);
+            Json(answer).into_response()
+        }
+        Err(error) => {
+            drop(world);
+            graph_error(&inner, &error)
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct RejectionRule {
+    name: String,
+    reason: String,
+}
+
+/// `POST /sim/templates/rejections {"name", "reason"}`: the review rejects that template.
+async fn add_template_rejection(
+    State(inner): State<Shared>,
+    Json(rule): Json<RejectionRule>,
+) -> Response {
+    inner
+        .world()
+        .review_rejections
+        .insert(rule.name, rule.reason);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// `POST /sim/templates/review`: completes every pending review.
+async fn review_templates(State(inner): State<Shared>) -> Response {
+    let reviewed = inner.world().review_templates();
+    Json(json!({ "reviewed": reviewed })).into_response()
 }
 
 async fn conversations(State(inner): State<Shared>) -> Response {

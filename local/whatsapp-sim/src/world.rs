@@ -90,6 +90,10 @@ pub enum ButtonDef {
         /// Needs a parameter.
         dynamic: bool,
     },
+    /// Copy-code button: needs its coupon code.
+    CopyCode,
+    /// A button that takes no value (phone number, OTP, flow).
+    Fixed,
 }
 
 /// An approved template of the WABA.
@@ -119,6 +123,50 @@ impl TemplateDef {
             header: HeaderDef::None,
             body_params: (1..=n).map(|i| i.to_string()).collect(),
             buttons: Vec::new(),
+        }
+    }
+
+    /// What an approved create-template request lets a send fill in.
+    pub fn from_request(template: &shared::templates::Template) -> Self {
+        let header = template
+            .components
+            .iter()
+            .find(|c| c.kind.eq_ignore_ascii_case("HEADER"))
+            .map_or(HeaderDef::None, |c| {
+                match c.format.as_deref().unwrap_or_default() {
+                    "IMAGE" => HeaderDef::Image,
+                    "VIDEO" => HeaderDef::Video,
+                    "DOCUMENT" => HeaderDef::Document,
+                    "TEXT" => match template.shape().header {
+                        0 => HeaderDef::None,
+                        n => HeaderDef::Text(n),
+                    },
+                    // Location headers are not simulated on sends (written down in
+                    // docs/templates.md).
+                    _ => HeaderDef::None,
+                }
+            });
+        let buttons = template
+            .components
+            .iter()
+            .filter(|c| c.kind.eq_ignore_ascii_case("BUTTONS"))
+            .flat_map(|c| c.buttons.iter().flatten())
+            .map(|b| match b.kind.to_ascii_uppercase().as_str() {
+                "QUICK_REPLY" => ButtonDef::QuickReply,
+                "URL" => ButtonDef::Url {
+                    dynamic: b.takes_parameter(),
+                },
+                "COPY_CODE" => ButtonDef::CopyCode,
+                _ => ButtonDef::Fixed,
+            })
+            .collect();
+        Self {
+            name: template.name.clone(),
+            language: template.language.clone(),
+            category: template.category.clone(),
+            header,
+            body_params: template.shape().body,
+            buttons,
         }
     }
 
@@ -203,9 +251,13 @@ impl TemplateDef {
             given.insert(index);
         }
         for (index, button) in self.buttons.iter().enumerate() {
-            if matches!(button, ButtonDef::Url { dynamic: true }) && !given.contains(&index) {
+            if matches!(
+                button,
+                ButtonDef::Url { dynamic: true } | ButtonDef::CopyCode
+            ) && !given.contains(&index)
+            {
                 return Err(mismatch(format!(
-                    "button {index}: the URL suffix parameter is missing"
+                    "button {index}: its parameter (URL suffix or code) is missing"
                 )));
             }
         }
@@ -246,6 +298,51 @@ pub fn default_templates() -> Vec<TemplateDef> {
             buttons: vec![ButtonDef::QuickReply, ButtonDef::QuickReply],
         },
     ]
+}
+
+/// Where Meta's review of a submitted template stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReviewStatus {
+    /// Submitted, not reviewed yet.
+    Pending,
+    /// Usable for sends.
+    Approved,
+    /// Refused, with Meta's `rejected_reason` (`INVALID_FORMAT`, `PROMOTIONAL`, ...).
+    Rejected(String),
+}
+
+impl ReviewStatus {
+    /// Meta's `status` value.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::Approved => "APPROVED",
+            Self::Rejected(_) => "REJECTED",
+        }
+    }
+}
+
+/// A template submitted through `POST /{waba}/message_templates`.
+#[derive(Debug, Clone)]
+pub struct SubmittedTemplate {
+    /// Meta's template id.
+    pub id: String,
+    /// The request as accepted.
+    pub request: shared::templates::Template,
+    /// The review's state.
+    pub status: ReviewStatus,
+}
+
+/// The templates of a catalogue directory (`templates/<name>/<language>.yaml`), as if submitted and
+/// approved: a stack can start with the connector's own templates. Files with problems are left out.
+pub fn catalogue_templates(dir: &std::path::Path) -> Vec<TemplateDef> {
+    let catalogue = shared::templates::Catalogue::load(dir);
+    catalogue
+        .entries
+        .iter()
+        .filter(|e| !catalogue.problems.iter().any(|p| p.path == e.path))
+        .map(|e| TemplateDef::from_request(&e.template))
+        .collect()
 }
 
 /// Bytes of a media object.
@@ -372,6 +469,10 @@ pub struct World {
     pub tickets: HashMap<String, (String, Instant)>,
     /// Approved templates.
     pub templates: Vec<TemplateDef>,
+    /// Templates submitted to the WABA, in submission order.
+    pub submitted: Vec<SubmittedTemplate>,
+    /// Review rules: a template of this name is rejected with this reason; others are approved.
+    pub review_rejections: BTreeMap<String, String>,
     /// The next download URL handed out is already expired (to exercise the client's refetch).
     pub expire_next_url: bool,
     /// This many coming message requests fail with a 500 and code 131000 (a Graph outage).
@@ -446,6 +547,8 @@ impl World {
             media: HashMap::new(),
             tickets: HashMap::new(),
             templates,
+            submitted: Vec::new(),
+            review_rejections: BTreeMap::new(),
             expire_next_url: false,
             outage_requests: 0,
             inbound: HashMap::new(),
@@ -571,6 +674,67 @@ impl World {
             ));
         };
         def.check(template)
+    }
+
+    /// Accepts a create-template request as Meta does: the same checks as the offline
+    /// validator, then no second template of one name and language. The template is PENDING.
+    pub fn submit_template(
+        &mut self,
+        request: shared::templates::Template,
+    ) -> Result<&SubmittedTemplate, SimGraphError> {
+        let problems = request.validate_request();
+        if !problems.is_empty() {
+            let details: Vec<String> = problems.iter().take(5).map(ToString::to_string).collect();
+            return Err(SimGraphError::invalid(details.join("; ")));
+        }
+        let exists = self
+            .templates
+            .iter()
+            .any(|t| t.name == request.name && t.language == request.language)
+            || self.submitted.iter().any(|t| {
+                t.request.name == request.name
+                    && t.request.language == request.language
+                    && !matches!(t.status, ReviewStatus::Rejected(_))
+            });
+        if exists {
+            return Err(SimGraphError::invalid(format!(
+                "Content in this language already exists: {} ({})",
+                request.name, request.language
+            )));
+        }
+        // A rejected template is replaced by its corrected resubmission.
+        self.submitted.retain(|t| {
+            !(t.request.name == request.name && t.request.language == request.language)
+        });
+        let id = format!("{}", 1_600_000_000_000_000 + self.next_id());
+        self.submitted.push(SubmittedTemplate {
+            id,
+            request,
+            status: ReviewStatus::Pending,
+        });
+        Ok(self.submitted.last().expect("just pushed"))
+    }
+
+    /// Completes the review of every PENDING template: rejected when a review rule names it,
+    /// approved (and usable for sends) otherwise. Returns how many were reviewed.
+    pub fn review_templates(&mut self) -> usize {
+        let mut approved = Vec::new();
+        let mut reviewed = 0;
+        for t in &mut self.submitted {
+            if t.status != ReviewStatus::Pending {
+                continue;
+            }
+            reviewed += 1;
+            t.status = match self.review_rejections.get(&t.request.name) {
+                Some(reason) => ReviewStatus::Rejected(reason.clone()),
+                None => {
+                    approved.push(TemplateDef::from_request(&t.request));
+                    ReviewStatus::Approved
+                }
+            };
+        }
+        self.templates.extend(approved);
+        reviewed
     }
 
     /// `true` when the template is a marketing one.

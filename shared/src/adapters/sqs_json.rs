@@ -142,3 +142,84 @@ impl crate::ports::OutboundQueue for SqsOutboundQueue {
         self.0.send(messages).await
     }
 }
+
+/// route-inbound's output queues: FIFO, one message group per user, deduplicated on a digest of
+/// the wamid (statuses: of `wamid:status`). An answer to one of our messages goes to the queue of
+/// the flow that sent it (the flow's own queue, which also carries its domain events); an answer
+/// for a flow without a queue is kept on the unrouted queue.
+#[derive(Debug, Clone)]
+pub struct SqsInboundRoutes {
+    queues: BTreeMap<crate::domain::routing::Destination, SqsJsonQueue>,
+    replies: BTreeMap<crate::domain::outbound::MessageFlow, SqsJsonQueue>,
+}
+
+impl SqsInboundRoutes {
+    /// One FIFO queue per destination, and one per flow that takes answers.
+    pub fn new(
+        queues: BTreeMap<crate::domain::routing::Destination, SqsJsonQueue>,
+        replies: BTreeMap<crate::domain::outbound::MessageFlow, SqsJsonQueue>,
+    ) -> Self {
+        Self { queues, replies }
+    }
+
+    fn queue(
+        &self,
+        to: crate::domain::routing::Destination,
+        message: Option<&crate::domain::outbound::RoutedMessage>,
+    ) -> Result<&SqsJsonQueue, QueueError> {
+        use crate::domain::routing::Destination;
+        if to == Destination::Replies {
+            let flow = message.and_then(|m| m.answers.as_ref()).map(|k| k.flow);
+            if let Some(queue) = flow.and_then(|flow| self.replies.get(&flow)) {
+                return Ok(queue);
+            }
+            tracing::warn!(flow = ?flow, "an answer for a flow without a queue is kept unrouted");
+            return self.queue(Destination::Unrouted, None);
+        }
+        self.queues.get(&to).ok_or_else(|| QueueError::Rejected {
+            reason: format!("no queue configured for {}", to.as_str()),
+        })
+    }
+
+    async fn send(
+        &self,
+        to: crate::domain::routing::Destination,
+        routed: Option<&crate::domain::outbound::RoutedMessage>,
+        message: Outgoing,
+    ) -> Result<(), QueueError> {
+        self.queue(to, routed)?.send(vec![message]).await
+    }
+}
+
+impl crate::ports::InboundRoutes for SqsInboundRoutes {
+    async fn status(&self, item: &crate::domain::inbound::InboundItem) -> Result<(), QueueError> {
+        self.send(
+            crate::domain::routing::Destination::DeliveryStatus,
+            None,
+            Outgoing {
+                body: encode(item)?,
+                fifo: Some((item.group_id(), item.deduplication_id())),
+            },
+        )
+        .await
+    }
+
+    async fn route(
+        &self,
+        to: crate::domain::routing::Destination,
+        message: &crate::domain::outbound::RoutedMessage,
+    ) -> Result<(), QueueError> {
+        self.send(
+            to,
+            Some(message),
+            Outgoing {
+                body: encode(message)?,
+                fifo: Some((
+                    message.user.as_str().to_owned(),
+                    crate::crypto::sha256_hex(&[message.key.as_bytes()]),
+                )),
+            },
+        )
+        .await
+    }
+}

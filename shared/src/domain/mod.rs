@@ -2,6 +2,9 @@
 
 pub mod contact;
 pub mod dam;
+pub mod directory_csv;
 pub mod inbound;
+pub mod opt_out;
 pub mod outbound;
+pub mod routing;
 pub mod sending;

@@ -353,3 +353,52 @@ mod tests {
         assert!(!format!("{request:?}").contains("7700"));
     }
 }
+
+/// What a flow's own queue carries: the domain events change detection publishes, and the answers
+/// route-inbound hands back to the flow that sent the message answered.
+#[derive(Debug, Clone)]
+pub enum FlowQueueMessage {
+    /// A user answered one of the flow's messages.
+    Answer(Box<RoutedMessage>),
+    /// Something happened to an asset.
+    Event(crate::domain::dam::DomainEvent),
+}
+
+impl FlowQueueMessage {
+    /// Reads a queue body: an answer carries `reply_address`, a domain event does not. (Not an
+    /// untagged serde enum: the raw item inside an answer cannot be buffered by one.)
+    pub fn parse(body: &str) -> Result<Self, serde_json::Error> {
+        #[derive(Deserialize)]
+        struct Probe {
+            #[serde(default)]
+            reply_address: Option<serde::de::IgnoredAny>,
+        }
+        let probe: Probe = serde_json::from_str(body)?;
+        Ok(if probe.reply_address.is_some() {
+            Self::Answer(serde_json::from_str(body)?)
+        } else {
+            Self::Event(serde_json::from_str(body)?)
+        })
+    }
+}
+
+#[cfg(test)]
+mod flow_queue_tests {
+    use super::*;
+
+    #[test]
+    fn a_flow_queue_tells_answers_from_domain_events() {
+        let event = r#"{"id":"e1","asset":"A-1","edited_at":null,"type":"ready_for_review"}"#;
+        let answer = r#"{"v":1,"key":"wamid.1","user":"u_0123456789abcdef01234567","reply_address":"+447700900123","number":"109876543210987","received_at_ms":1,"answers":{"flow":"review","subject":"A-1","version":"3","recipient":"u_0123456789abcdef01234567"},"button":"rv|approve|A-1|3","item":{"type":"interactive"}}"#;
+        match FlowQueueMessage::parse(answer).expect("an answer") {
+            FlowQueueMessage::Answer(routed) => {
+                assert_eq!(routed.answers.expect("answers").flow, MessageFlow::Review)
+            }
+            other => panic!("not an answer: {other:?}"),
+        }
+        match FlowQueueMessage::parse(event) {
+            Ok(FlowQueueMessage::Event(_)) => {}
+            other => panic!("not an event: {other:?}"),
+        }
+    }
+}
