@@ -164,7 +164,10 @@ impl SendBench {
             .expect("outbound queue")
             .to_owned();
         // Sized for a test on a busy machine, not for the edges' 6-second budget.
+        // One call at a time: concurrent SendMessageBatch calls would put one recipient's
+        // requests on the FIFO queue out of order.
         let limits = shared::adapters::sqs::SendLimits {
+            in_flight: 1,
             call_timeout: Duration::from_secs(30),
             budget_without_deadline: Duration::from_secs(120),
             ..shared::adapters::sqs::SendLimits::default()
