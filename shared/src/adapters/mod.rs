@@ -4,6 +4,7 @@ pub mod directory;
 pub mod dynamodb;
 pub mod orange_logic;
 pub mod reviews;
+pub mod sending;
 pub mod sent_lookup;
 pub mod sqs;
 pub mod sqs_json;

@@ -8,3 +8,4 @@ pub mod opt_out;
 pub mod outbound;
 pub mod review;
 pub mod routing;
+pub mod sending;

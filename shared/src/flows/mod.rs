@@ -7,3 +7,5 @@ pub mod detect_changes;
 pub mod issue_alert;
 pub mod review_request;
 pub mod route_inbound;
+pub mod send_message;
+pub mod track_delivery;
