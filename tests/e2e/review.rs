@@ -37,19 +37,42 @@ struct Stack {
 
 impl Stack {
     async fn start() -> Self {
+        Self::start_with(false).await
+    }
+
+    /// `phones`: the stack's sender sends through Graph to the WhatsApp simulator, which knows the
+    /// catalogue's templates, so the tests read what each simulated phone shows.
+    async fn start_with(phones: bool) -> Self {
         let dam = DamSim::start(DamConfig::default(), SocketAddr::from(([127, 0, 0, 1], 0)))
             .await
             .expect("Orange Logic simulator");
         let url = dam.url();
-        let env = TestEnv::start_with(|options| options.orange_logic_url = Some(url)).await;
+        let graph_port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let env = TestEnv::start_with(|options| {
+            options.orange_logic_url = Some(url);
+            if phones {
+                options.graph_base_url = Some(format!("http://127.0.0.1:{graph_port}"));
+            }
+        })
+        .await;
         dam.subscribe(WebhookTarget {
             url: env.stack.url("/dam/webhook"),
             header: "x-dam-webhook-secret".into(),
             secret: "local-dam-webhook-secret".into(),
         });
-        let mut config = WaConfig::new("sim-access-token", APP_SECRET);
+        let mut config = WaConfig::new("local-graph-token", APP_SECRET);
         config.callback_url = Some(env.stack.url("/whatsapp/webhook"));
         config.phone_number_id = NOTIFICATIONS.into();
+        if phones {
+            config.addr = SocketAddr::from(([127, 0, 0, 1], graph_port));
+            config.status_delay = Duration::from_millis(5);
+            config.templates.extend(whatsapp_sim::catalogue_templates(
+                &local::moto::workspace_root().join("templates"),
+            ));
+        }
         let wa = WaSim::start(config).await.expect("WhatsApp simulator");
         let secrets = ConnectorSecrets::from_json(
             &std::fs::read_to_string(local::moto::workspace_root().join("local/secrets.json"))
@@ -179,6 +202,28 @@ impl Stack {
                     .expect("delete");
             }
         }
+    }
+
+    /// Lets the one sender deliver what the flows queued, then the statuses come back.
+    async fn deliver(&self) {
+        self.drain("OutboundQueue").await;
+        self.wa.idle().await;
+    }
+
+    /// What the simulated phone of `phone` shows from the business, oldest first.
+    fn phone(&self, phone: &str) -> Vec<(String, String)> {
+        self.wa
+            .users()
+            .into_iter()
+            .find(|u| u.wa_id.as_deref() == Some(phone))
+            .map(|u| {
+                u.lines
+                    .into_iter()
+                    .filter(|l| l.direction == "out")
+                    .map(|l| (l.id, l.summary))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     fn field(&self, id: &str, field: &str) -> String {
@@ -561,4 +606,55 @@ async fn two_comment_appends_racing_on_one_asset_keep_both_lines() {
         log.lines().any(|l| l == "line from the issue alert"),
         "{log}"
     );
+}
+
+#[tokio::test]
+async fn on_the_phones_one_approver_approves_and_the_other_is_told_it_is_already_decided() {
+    let stack = Stack::start_with(true).await;
+    let id = stack.draft(&[]).await;
+    stack.set_status(&id, "Ready for Review").await;
+    stack.drain("ReviewQueue").await;
+    stack.deliver().await;
+    let ada = stack.phone(ADA);
+    let bo = stack.phone(BO);
+    for lines in [&ada, &bo] {
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert_eq!(lines[0].1, "template asset_review_request");
+    }
+    assert!(stack.phone(CY).is_empty(), "Cy was not asked");
+
+    // The quick replies carry the button ids the flow put in the template.
+    let version = stack.field(&id, "CoreField.Version");
+    stack
+        .wa
+        .user(ADA)
+        .tap_quick_reply(&ada[0].0, &format!("rv|approve|{id}|{version}"), "Approve");
+    stack.settle_answers().await;
+    stack.deliver().await;
+    assert_eq!(stack.field(&id, STATUS), "Approved");
+    let log = stack.field(&id, COMMENTS);
+    assert!(
+        log.starts_with("Approved via WhatsApp by Ada Approver at "),
+        "{log}"
+    );
+    let ada = stack.phone(ADA);
+    assert!(
+        ada.last().is_some_and(|l| l.1.contains("is approved")),
+        "{ada:?}"
+    );
+
+    stack
+        .wa
+        .user(BO)
+        .tap_quick_reply(&bo[0].0, &format!("rv|reject|{id}|{version}"), "Reject");
+    stack.settle_answers().await;
+    stack.deliver().await;
+    let bo = stack.phone(BO);
+    assert!(
+        bo.iter()
+            .any(|l| l.1.contains("already decided by Ada Approver at")),
+        "{bo:?}"
+    );
+    assert_eq!(stack.field(&id, STATUS), "Approved");
+    assert_eq!(stack.field(&id, COMMENTS), log, "the DAM is unchanged");
 }
