@@ -658,3 +658,26 @@ async fn on_the_phones_one_approver_approves_and_the_other_is_told_it_is_already
     assert_eq!(stack.field(&id, STATUS), "Approved");
     assert_eq!(stack.field(&id, COMMENTS), log, "the DAM is unchanged");
 }
+
+#[tokio::test]
+async fn an_approver_who_taps_reject_then_approve_is_no_longer_asked_for_a_reason() {
+    let stack = Stack::start().await;
+    let (id, ada, _) = requested(&stack).await;
+    stack
+        .wa
+        .user(ADA)
+        .tap_quick_reply("wamid.R-A", &payloads(&ada).1, "Reject");
+    stack.settle_answers().await;
+    stack
+        .wa
+        .user(ADA)
+        .tap_quick_reply("wamid.R-A", &payloads(&ada).0, "Approve");
+    stack.settle_answers().await;
+    assert_eq!(stack.field(&id, STATUS), "Approved");
+    stack.sent().await;
+    // A later text is not a rejection reason: the router keeps it, the review hears nothing.
+    stack.wa.user(ADA).send_text("thanks, see you tomorrow");
+    stack.settle_answers().await;
+    assert!(to(&stack.sent().await, &stack.who(ADA)).is_empty());
+    assert_eq!(stack.field(&id, COMMENTS).lines().count(), 1);
+}

@@ -12,7 +12,7 @@ use crate::domain::contact::{Contact, Role, WhatsAppAddress};
 use crate::domain::dam::{DamDates, DomainEvent, DomainEventKind};
 use crate::domain::outbound::{
     ButtonId, FlowQueueMessage, MessageFlow, OUTBOUND_VERSION, OutboundRequest, RoutedMessage,
-    SendFrom, SendKey, TemplateMessage, awaited_answer_state,
+    SendFrom, SendKey, TemplateMessage, awaited_answer, awaited_answer_state,
 };
 use crate::domain::review::{
     self, APPROVE, Answer, Approver, Decision, Judgement, REASON_SUFFIX, REJECT, ReviewRequest,
@@ -545,9 +545,33 @@ where
             (judgement, _) => return self.refuse(routed, asset, version, &judgement).await,
         };
         self.write_back(&request, &decision).await?;
+        self.forget_reason_question(routed, asset).await?;
         self.confirm(routed, &request, &decision, now_ms).await?;
         tracing::info!(asset, "review decided");
         Ok(Handled::Decided)
+    }
+
+    /// An approver who tapped Reject and then Approve is no longer asked for a reason: their next
+    /// text must not be taken for one. Other states of the conversation are left alone.
+    async fn forget_reason_question(
+        &self,
+        routed: &RoutedMessage,
+        asset: &str,
+    ) -> Result<(), ReviewError> {
+        let number = BusinessNumberId::parse(&routed.number).ok_or(ReviewError::BadNumber)?;
+        let waiting = self
+            .conversations
+            .get(&routed.user, &number)
+            .await?
+            .and_then(|c| c.state)
+            .and_then(|s| awaited_answer(&s))
+            .is_some_and(|(flow, subject, _)| flow == MessageFlow::Review && subject == asset);
+        if waiting {
+            self.conversations
+                .set_state(&routed.user, &number, None)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Status, then the comment, under the asset's comment lease; both are safe to repeat.
