@@ -5,6 +5,7 @@ mod contacts_import;
 mod dam;
 mod dam_webhook;
 mod directory;
+mod field_ingest;
 mod log_hygiene;
 mod orange_logic_client;
 mod queue_runner;

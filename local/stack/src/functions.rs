@@ -75,6 +75,7 @@ fn registry() -> Vec<Registration> {
         register::<send_whatsapp_message::Lambda>(),
         register::<track_delivery::Lambda>(),
         register::<route_inbound::Lambda>(),
+        register::<ingest_field_media::Lambda>(),
     ]
 }
 

@@ -460,6 +460,27 @@ impl SimUser {
         (wamid, media_id)
     }
 
+    /// Sends media already stored in the simulator ([`Simulator::add_synthetic_media`]), declared
+    /// as `mime_type` with the webhook sha256 `sha256` (base64).
+    pub fn send_stored_media(
+        &self,
+        kind: MediaKind,
+        media_id: &str,
+        mime_type: &str,
+        sha256: &str,
+        caption: Option<&str>,
+    ) -> String {
+        let mut media = json!({"mime_type": mime_type, "sha256": sha256, "id": media_id});
+        if let Some(caption) = caption {
+            media["caption"] = json!(caption);
+        }
+        self.send(
+            json!({"type": kind.as_str(), kind.as_str(): media}),
+            kind.as_str(),
+            caption.unwrap_or_default(),
+        )
+    }
+
     /// Taps a reply button of our interactive message `context_id`.
     pub fn tap_reply_button(&self, context_id: &str, id: &str, title: &str) -> String {
         self.send(

@@ -2,10 +2,12 @@
 
 pub mod directory;
 pub mod dynamodb;
+pub mod field_ingest_store;
 pub mod orange_logic;
 pub mod sending;
 pub mod sent_lookup;
 pub mod sqs;
 pub mod sqs_json;
 pub mod sqs_records;
+pub mod staging;
 pub mod whatsapp;

@@ -3,6 +3,7 @@
 pub mod accept_webhook;
 pub mod dam_webhook;
 pub mod detect_changes;
+pub mod field_ingest;
 pub mod route_inbound;
 pub mod send_message;
 pub mod track_delivery;
