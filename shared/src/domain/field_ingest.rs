@@ -42,7 +42,7 @@ pub fn caption_tag(caption: &str) -> Option<ProjectTag> {
     caption
         .split_whitespace()
         .filter_map(|word| word.strip_prefix('#'))
-        .map(|word| word.trim_end_matches(|c: char| matches!(c, '.' | ',' | ';' | ':' | '!' | '?')))
+        .map(|word| word.trim_end_matches(['.', ',', ';', ':', '!', '?']))
         .find_map(ProjectTag::parse)
 }
 
