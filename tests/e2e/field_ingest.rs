@@ -495,3 +495,47 @@ async fn a_malware_scan_that_never_completes_fails_closed_with_a_reply() {
     );
     assert_eq!(bench.staged_objects().await, 0);
 }
+
+/// An `events/ingest-field-media/` file as the local queue's event source would deliver it.
+fn event_file(name: &str, arn: &str) -> SqsEvent {
+    let mut event: SqsEvent =
+        serde_json::from_str(&e2e::event_file(&format!("ingest-field-media/{name}")))
+            .expect("an SQS event");
+    for record in &mut event.records {
+        record.event_source_arn = Some(arn.to_owned());
+    }
+    event
+}
+
+#[tokio::test]
+async fn the_event_files_are_handled_as_documented() {
+    let bench = bench(&[]).await;
+    let stack = &bench.env.stack;
+    let ingest = stack.consumer("FieldIngestQueue").expect("consumer");
+    let receipts = stack.consumer("FieldReceiptsQueue").expect("consumer");
+
+    let response = (ingest.handler)(event_file("location-and-project.json", &ingest.arn)).await;
+    assert!(response.batch_item_failures.is_empty());
+    let who = Pseudonymizer::new(&Secret::new(PSEUDONYM_KEY)).pseudonym(FIELD);
+    let contact = bench
+        .directory()
+        .get(&who)
+        .await
+        .expect("read")
+        .expect("contact");
+    assert_eq!(contact.project_tag.as_deref(), Some("BRIDGE-12"));
+    assert_eq!(
+        bench.env.queue_depth("OutboundQueue").await,
+        1,
+        "the project reply"
+    );
+
+    let response = (ingest.handler)(event_file("malformed.json", &ingest.arn)).await;
+    assert!(response.batch_item_failures.is_empty(), "never retried");
+    assert_eq!(bench.env.queue_depth("FieldIngestDLQ").await, 2);
+
+    // A receipt for a burst this stack never opened: nothing to send, nothing to retry.
+    let response = (receipts.handler)(event_file("receipt-due.json", &receipts.arn)).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(bench.env.queue_depth("OutboundQueue").await, 1);
+}

@@ -552,16 +552,19 @@ impl SimUser {
 }
 
 /// 64 KiB of deterministic pseudo-random bytes (xorshift), repeated for synthetic media.
+/// 64 KiB of noise that starts like a PDF, so synthetic media sniff as a document.
 fn synthetic_block() -> Vec<u8> {
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    (0..64 * 1024)
+    let mut block: Vec<u8> = (0..64 * 1024)
         .map(|_| {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
             (x >> 24) as u8
         })
-        .collect()
+        .collect();
+    block[..9].copy_from_slice(b"%PDF-1.7\n");
+    block
 }
 
 fn store_media(inner: &Inner, mime_type: &str, bytes: Bytes) -> (String, String) {

@@ -16,6 +16,9 @@ pub const SCAN_TAG: &str = "GuardDutyMalwareScanStatus";
 /// Part size of multipart uploads: S3's minimum is 5 MiB; 8 MiB keeps memory flat and calls few.
 pub const PART_SIZE: usize = 8 * 1024 * 1024;
 
+/// S3's smallest part (all but the last).
+const MIN_PART_SIZE: usize = 5 * 1024 * 1024;
+
 /// How many leading bytes a sink keeps for sniffing the type and reading EXIF (which lives in the
 /// first 64 KiB of a JPEG).
 pub const HEAD_BYTES: usize = 128 * 1024;
@@ -346,14 +349,15 @@ impl MediaSink for StagingSink {
             self.head.extend_from_slice(&chunk[..take]);
         }
         self.written += chunk.len() as u64;
-        self.buffer.extend_from_slice(chunk);
-        if self.buffer.len() >= PART_SIZE {
-            if self.buffer.capacity() < PART_SIZE {
-                self.buffer.reserve_exact(PART_SIZE - self.buffer.len());
-            }
+        // A part goes out before the buffer would outgrow its one allocation (growing a Vec
+        // doubles it: 8 MiB of data would sit in 16 MiB).
+        if self.buffer.len() + chunk.len() > PART_SIZE && self.buffer.len() >= MIN_PART_SIZE {
             self.upload_part().await.map_err(std::io::Error::other)?;
-            self.buffer = Vec::with_capacity(PART_SIZE + 64 * 1024);
         }
+        if self.buffer.capacity() == 0 {
+            self.buffer = Vec::with_capacity(PART_SIZE);
+        }
+        self.buffer.extend_from_slice(chunk);
         Ok(())
     }
 }

@@ -7,6 +7,9 @@ use local::moto::Moto;
 use local::stack::{LocalStack, Options};
 use shared::domain::inbound::InboundItem;
 
+#[path = "demo/field_ingest.rs"]
+mod field_ingest;
+
 const APP_SECRET: &str = "local-app-secret-change-me";
 const VERIFY_TOKEN: &str = "local-verify-token";
 
@@ -43,6 +46,7 @@ async fn main() -> anyhow::Result<()> {
     whatsapp_edge(&stack).await?;
     whatsapp_cloud_api(&stack).await?;
     dam_change_detection(&stack, &dam).await?;
+    field_ingest::play(&moto.endpoint).await?;
     println!("\nDemo finished: every step above ran through the real Lambda handlers on moto.");
     Ok(())
 }
