@@ -235,6 +235,13 @@ async fn a_tagged_photo_with_a_location_lands_in_its_folder_with_one_receipt() {
         "{received:?}"
     );
     assert_eq!(bench.staged_objects().await, 0, "staged copies are removed");
+    let log = e2e::logs::captured();
+    assert!(
+        log.contains("field media filed in the DAM"),
+        "the flow logs what it did"
+    );
+    assert!(!log.contains(FIELD), "no clear number in the log");
+    assert!(!log.contains("storefront"), "no caption in the log");
 }
 
 #[tokio::test]
