@@ -200,7 +200,7 @@ impl LocalStack {
         let runner = Arc::new(QueueRunner::new(aws_sdk_sqs::Client::new(&aws)));
         let mut tasks = vec![front_task];
         if let Some(scanner) = &malware_scanner {
-            tasks.push(scanner.spawn(Duration::from_millis(50)));
+            tasks.push(scanner.spawn(Duration::from_millis(250)));
         }
         if options.run_queues {
             tasks.extend(Arc::clone(&runner).spawn(consumers.clone()));
