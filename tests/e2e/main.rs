@@ -2,6 +2,7 @@
 
 mod aws_sources;
 mod contacts_import;
+mod conversation;
 mod dam;
 mod dam_webhook;
 mod directory;

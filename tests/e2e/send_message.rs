@@ -1,7 +1,7 @@
 //! The one sender end to end: the real send-whatsapp-message and track-delivery on the local
 //! stack, the WhatsApp simulator enforcing Meta's rates, windows and faults.
 
-use crate::sender_support::{bench, pseudonym, text_request};
+use crate::sender_support::{bench, bench_alone, pseudonym, text_request};
 use shared::domain::sending::DeliveryState;
 use shared::ports::{ContactDirectory, SendLedger, SendState, SentMessageStore};
 use std::collections::BTreeSet;
@@ -240,7 +240,7 @@ async fn two_thousand_messages_to_two_thousand_recipients_never_pass_80_in_any_s
         .ok()
         .and_then(|n| n.parse().ok())
         .unwrap_or(2_000);
-    let bench = bench(&[], |c| {
+    let bench = bench_alone(&[], |c| {
         // The sender must hold the rate itself: the simulator only counts here.
         c.limits.throughput_per_second = u32::MAX;
         c.auto_read = false;

@@ -47,16 +47,36 @@ pub async fn bench(
     overrides: &[(&str, &str)],
     configure: impl FnOnce(&mut SimConfig),
 ) -> SendBench {
+    bench_on(false, overrides, configure).await
+}
+
+/// [`bench`] on a moto of its own (the load tests).
+pub async fn bench_alone(
+    overrides: &[(&str, &str)],
+    configure: impl FnOnce(&mut SimConfig),
+) -> SendBench {
+    bench_on(true, overrides, configure).await
+}
+
+async fn bench_on(
+    alone: bool,
+    overrides: &[(&str, &str)],
+    configure: impl FnOnce(&mut SimConfig),
+) -> SendBench {
     let port = free_port();
     let overrides: BTreeMap<String, String> = overrides
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
-    let env = TestEnv::start_with(|options| {
+    let configure_stack = |options: &mut local::stack::Options| {
         options.graph_base_url = Some(format!("http://127.0.0.1:{port}"));
         options.env_overrides = overrides;
-    })
-    .await;
+    };
+    let env = if alone {
+        TestEnv::start_alone(configure_stack).await
+    } else {
+        TestEnv::start_with(configure_stack).await
+    };
     let mut config = SimConfig::new(TOKEN, APP_SECRET);
     config.addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     config.callback_url = Some(env.stack.url("/whatsapp/webhook"));
@@ -164,7 +184,10 @@ impl SendBench {
             .expect("outbound queue")
             .to_owned();
         // Sized for a test on a busy machine, not for the edges' 6-second budget.
+        // One call at a time: concurrent SendMessageBatch calls would put one recipient's
+        // requests on the FIFO queue out of order.
         let limits = shared::adapters::sqs::SendLimits {
+            in_flight: 1,
             call_timeout: Duration::from_secs(30),
             budget_without_deadline: Duration::from_secs(120),
             ..shared::adapters::sqs::SendLimits::default()
