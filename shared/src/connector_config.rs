@@ -189,6 +189,43 @@ pub struct DamSettings {
     /// The poll of deleted objects.
     #[serde(default)]
     pub deletions: DeletionSettings,
+    /// Fields ingested media (flows 2 and 6) are described with.
+    #[serde(default)]
+    pub ingest_fields: IngestFields,
+}
+
+/// The fields an ingested file's metadata goes to (the instance's names).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct IngestFields {
+    /// The contributor's name from the directory.
+    pub contributor: String,
+    /// The sender's pseudonym (never the number).
+    pub sender: String,
+    /// The caption.
+    pub caption: String,
+    /// `lat,lon`.
+    pub location: String,
+    /// When WhatsApp received it (ISO 8601, UTC).
+    pub received_at: String,
+    /// The wamid (also how a retry finds an upload whose answer was lost).
+    pub message_id: String,
+    /// The document's original file name, sanitised.
+    pub original_file_name: String,
+}
+
+impl Default for IngestFields {
+    fn default() -> Self {
+        Self {
+            contributor: "Custom.Contributor".into(),
+            sender: "Custom.SenderPseudonym".into(),
+            caption: "CoreField.Description".into(),
+            location: "Custom.Location".into(),
+            received_at: "Custom.ReceivedAt".into(),
+            message_id: "Custom.WhatsAppMessageId".into(),
+            original_file_name: "Custom.OriginalFileName".into(),
+        }
+    }
 }
 
 fn default_version_field() -> String {
@@ -471,6 +508,23 @@ pub struct FieldIngestRouting {
     /// First match wins.
     #[serde(default)]
     pub rules: Vec<RoutingRule>,
+    /// File types accepted from the field, as sniffed from the bytes (default:
+    /// `domain::field_ingest::DEFAULT_ALLOWED_TYPES`).
+    #[serde(default = "default_allowed_types")]
+    pub allowed_types: Vec<String>,
+    /// Largest file accepted, MB (default 100, what WhatsApp lets users send).
+    #[serde(default = "default_max_file_mb")]
+    pub max_file_mb: u64,
+}
+
+fn default_allowed_types() -> Vec<String> {
+    crate::domain::field_ingest::DEFAULT_ALLOWED_TYPES
+        .map(String::from)
+        .to_vec()
+}
+
+fn default_max_file_mb() -> u64 {
+    100
 }
 
 /// One routing rule.

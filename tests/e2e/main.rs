@@ -6,6 +6,7 @@ mod conversation;
 mod dam;
 mod dam_webhook;
 mod directory;
+mod field_ingest;
 mod log_hygiene;
 mod orange_logic_client;
 mod queue_runner;

@@ -950,6 +950,12 @@ async fn upload(
             failure("ERROR", "no file part (InputStream) in the upload"),
         );
     };
+    let fail_upload = lock(&inner.faults).fail_uploads.pop();
+    if let Some((status, false)) = fail_upload {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return answer(&inner, json_format, status, failure("FAULT", "injected"));
+    }
+    let fail_after_storing = fail_upload.map(|(status, _)| status);
     let file_name = param(&params, "FileName").map_or(part_file_name, str::to_owned);
     let folder = param(&params, "FolderRecordID").unwrap_or("").to_owned();
     let metadata: serde_json::Map<String, Value> = param(&params, "Metadata")
@@ -997,6 +1003,15 @@ async fn upload(
     }
     if !muted(&headers, "asset.created") {
         inner.announce(Change::Created(created.0.clone()));
+    }
+    if let Some(status) = fail_after_storing {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::GATEWAY_TIMEOUT);
+        return answer(
+            &inner,
+            json_format,
+            status,
+            failure("FAULT", "injected after the upload was stored"),
+        );
     }
     answer(
         &inner,

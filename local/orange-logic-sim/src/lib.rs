@@ -137,6 +137,12 @@ impl Default for SimConfig {
                 "Custom.BrandCompliant",
                 "Custom.WhatsAppLog",
                 "Custom.ReviewDeadline",
+                "Custom.Contributor",
+                "Custom.SenderPseudonym",
+                "Custom.Location",
+                "Custom.ReceivedAt",
+                "Custom.WhatsAppMessageId",
+                "Custom.OriginalFileName",
             ]
             .map(String::from)
             .to_vec(),
@@ -148,6 +154,7 @@ impl Default for SimConfig {
                     "Approved",
                     "Rejected",
                     "Blocked by Policy",
+                    "Field review",
                 ]
                 .map(String::from)
                 .to_vec(),
@@ -190,6 +197,9 @@ struct Faults {
     latency: Duration,
     fail_next: Vec<u16>,
     hang_next: usize,
+    /// Uploads answered with this status, and whether the file was stored first (a gateway
+    /// timing out after the backend took it), one per entry.
+    fail_uploads: Vec<(u16, bool)>,
 }
 
 /// One API call received.
@@ -519,6 +529,21 @@ impl Simulator {
         lock(&self.inner.faults).hang_next = n;
     }
 
+    /// The next upload is stored and then answered with `status` (a proxy timing out after the
+    /// instance took the file): the client sees a failure, the asset exists.
+    pub fn fail_next_upload_after_storing(&self, status: u16) {
+        lock(&self.inner.faults)
+            .fail_uploads
+            .insert(0, (status, true));
+    }
+
+    /// The next upload is answered with `status` without being stored (other calls are not affected).
+    pub fn fail_next_upload(&self, status: u16) {
+        lock(&self.inner.faults)
+            .fail_uploads
+            .insert(0, (status, false));
+    }
+
     /// Changes the switches from now on.
     pub fn set_behaviour(&self, change: impl FnOnce(&mut Behaviour)) {
         change(&mut lock(&self.inner.behaviour));
@@ -603,6 +628,11 @@ impl Simulator {
         lock(&self.inner.store)
             .find("CoreField.Identifier", identifier)
             .cloned()
+    }
+
+    /// Every asset, in RecordID order.
+    pub fn assets(&self) -> Vec<Asset> {
+        lock(&self.inner.store).assets.values().cloned().collect()
     }
 
     /// Number of assets.

@@ -77,6 +77,7 @@ fn registry() -> Vec<Registration> {
         register::<route_inbound::Lambda>(),
         register::<notify_review_request::Lambda>(),
         register::<alert_asset_issue::Lambda>(),
+        register::<ingest_field_media::Lambda>(),
     ]
 }
 

@@ -3,6 +3,7 @@
 
 use crate::front::{self, Route};
 use crate::functions::{self, Scheduled, SqsFn};
+use crate::malware_scan::MalwareScanner;
 use crate::moto::workspace_root;
 use crate::provision::{Resources, provision};
 use crate::runner::{Consumer, DEFAULT_POLLERS, QueueRunner};
@@ -64,6 +65,8 @@ pub struct LocalStack {
     pub front: SocketAddr,
     /// The queue runner.
     pub runner: Arc<QueueRunner>,
+    /// GuardDuty's part: tags what lands in the staging bucket.
+    pub malware_scanner: Option<Arc<MalwareScanner>>,
     consumers: Vec<Consumer>,
     schedules: Vec<Scheduled>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -111,6 +114,16 @@ impl LocalStack {
         resources
             .parameters
             .insert("SendRatePerSecond".into(), "80".into());
+        // The local stack plays GuardDuty Malware Protection for S3 (`malware_scan`).
+        resources
+            .parameters
+            .insert("MalwareScanning".into(), "enabled".into());
+        resources
+            .parameters
+            .insert("MalwareScanWaitSeconds".into(), "10".into());
+        resources
+            .parameters
+            .insert("FieldReceiptWindowSeconds".into(), "2".into());
         resources
             .parameters
             .insert("OrangeLogicClientId".into(), "connector-local".into());
@@ -180,8 +193,15 @@ impl LocalStack {
             }
         }
         let (front, front_task) = front::serve(options.front_addr, routes).await?;
+        let malware_scanner = resources
+            .buckets
+            .get("MediaStagingBucket")
+            .map(|bucket| MalwareScanner::new(&aws, bucket));
         let runner = Arc::new(QueueRunner::new(aws_sdk_sqs::Client::new(&aws)));
         let mut tasks = vec![front_task];
+        if let Some(scanner) = &malware_scanner {
+            tasks.push(scanner.spawn(Duration::from_millis(250)));
+        }
         if options.run_queues {
             tasks.extend(Arc::clone(&runner).spawn(consumers.clone()));
         }
@@ -191,6 +211,7 @@ impl LocalStack {
             resources,
             front,
             runner,
+            malware_scanner,
             consumers,
             schedules,
             tasks,

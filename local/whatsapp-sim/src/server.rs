@@ -460,6 +460,27 @@ impl SimUser {
         (wamid, media_id)
     }
 
+    /// Sends media already stored in the simulator ([`Simulator::add_synthetic_media`]), declared
+    /// as `mime_type` with the webhook sha256 `sha256` (base64).
+    pub fn send_stored_media(
+        &self,
+        kind: MediaKind,
+        media_id: &str,
+        mime_type: &str,
+        sha256: &str,
+        caption: Option<&str>,
+    ) -> String {
+        let mut media = json!({"mime_type": mime_type, "sha256": sha256, "id": media_id});
+        if let Some(caption) = caption {
+            media["caption"] = json!(caption);
+        }
+        self.send(
+            json!({"type": kind.as_str(), kind.as_str(): media}),
+            kind.as_str(),
+            caption.unwrap_or_default(),
+        )
+    }
+
     /// Taps a reply button of our interactive message `context_id`.
     pub fn tap_reply_button(&self, context_id: &str, id: &str, title: &str) -> String {
         self.send(
@@ -531,16 +552,19 @@ impl SimUser {
 }
 
 /// 64 KiB of deterministic pseudo-random bytes (xorshift), repeated for synthetic media.
+/// 64 KiB of noise that starts like a PDF, so synthetic media sniff as a document.
 fn synthetic_block() -> Vec<u8> {
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    (0..64 * 1024)
+    let mut block: Vec<u8> = (0..64 * 1024)
         .map(|_| {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
             (x >> 24) as u8
         })
-        .collect()
+        .collect();
+    block[..9].copy_from_slice(b"%PDF-1.7\n");
+    block
 }
 
 fn store_media(inner: &Inner, mime_type: &str, bytes: Bytes) -> (String, String) {

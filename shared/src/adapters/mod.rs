@@ -2,6 +2,7 @@
 
 pub mod directory;
 pub mod dynamodb;
+pub mod field_ingest_store;
 pub mod orange_logic;
 pub mod reviews;
 pub mod sending;
@@ -9,4 +10,5 @@ pub mod sent_lookup;
 pub mod sqs;
 pub mod sqs_json;
 pub mod sqs_records;
+pub mod staging;
 pub mod whatsapp;

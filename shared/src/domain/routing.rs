@@ -89,6 +89,13 @@ pub fn route(facts: &MessageFacts<'_>) -> Route {
     if purposes.contains(&Purpose::UgcIntake) {
         return Route::To(Destination::UgcIntake);
     }
+    // A field contributor's location pin and `project <TAG>` belong with their media (flow 2).
+    if purposes.contains(&Purpose::FieldIngest)
+        && facts.roles.contains(&Role::Field)
+        && is_field_context(facts.content)
+    {
+        return Route::To(Destination::FieldIngest);
+    }
     if purposes.contains(&Purpose::Sharing)
         && facts.roles.contains(&Role::Rep)
         && is_text_request(facts.content)
@@ -128,6 +135,17 @@ fn is_field_media(content: &MessageContent) -> bool {
         content,
         MessageContent::Image(_) | MessageContent::Video(_) | MessageContent::Document(_)
     )
+}
+
+/// What flow 2 keeps beside the media: a location pin, a `project <TAG>` command.
+fn is_field_context(content: &MessageContent) -> bool {
+    match content {
+        MessageContent::Location(_) => true,
+        MessageContent::Text(text) => {
+            crate::domain::field_ingest::project_command(&text.body).is_some()
+        }
+        _ => false,
+    }
 }
 
 /// The `type` of a message as Meta names it, for log lines (never its content).
@@ -197,6 +215,33 @@ mod tests {
 
     fn roles(roles: &[Role]) -> BTreeSet<Role> {
         roles.iter().copied().collect()
+    }
+
+    #[test]
+    fn a_field_contributors_location_and_project_command_go_to_field_ingest() {
+        let field = roles(&[Role::Field]);
+        let purposes = [Purpose::FieldIngest, Purpose::Sharing];
+        for json in [
+            r#"{"id":"w","type":"location","location":{"latitude":51.5,"longitude":-0.1}}"#,
+            r#"{"id":"w","type":"text","text":{"body":"project BRIDGE-12"}}"#,
+        ] {
+            let content = message(json);
+            let facts = MessageFacts {
+                content: &content,
+                purposes: Some(&purposes),
+                roles: &field,
+                answers_ours: false,
+            };
+            assert_eq!(route(&facts), Route::To(Destination::FieldIngest), "{json}");
+        }
+        let chat = text();
+        let facts = MessageFacts {
+            content: &chat,
+            purposes: Some(&purposes),
+            roles: &field,
+            answers_ours: false,
+        };
+        assert_ne!(route(&facts), Route::To(Destination::FieldIngest));
     }
 
     const INTERNAL: &[Purpose] = &[

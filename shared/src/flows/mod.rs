@@ -4,6 +4,7 @@ pub mod accept_webhook;
 pub mod dam_log;
 pub mod dam_webhook;
 pub mod detect_changes;
+pub mod field_ingest;
 pub mod issue_alert;
 pub mod review_request;
 pub mod route_inbound;

@@ -8,6 +8,7 @@ use local::stack::{LocalStack, Options};
 use shared::domain::inbound::InboundItem;
 
 mod conversation;
+mod field_ingest;
 mod review;
 
 const APP_SECRET: &str = "local-app-secret-change-me";
@@ -52,6 +53,7 @@ async fn main() -> anyhow::Result<()> {
     review::play(&stack, &dam, APP_SECRET).await?;
     let live = Live::start(&moto.endpoint, &format!("live{}", std::process::id()), &dam).await?;
     conversation::play(&live).await?;
+    field_ingest::play(&moto.endpoint).await?;
     println!("\nDemo finished: every step above ran through the real Lambda handlers on moto.");
     Ok(())
 }
