@@ -8,6 +8,7 @@ mod directory;
 mod log_hygiene;
 mod orange_logic_client;
 mod queue_runner;
+mod rights_expiry;
 mod route_inbound;
 mod templates;
 mod whatsapp_sim;

@@ -73,6 +73,7 @@ fn registry() -> Vec<Registration> {
         register::<dam_webhook::Lambda>(),
         register::<detect_asset_changes::Lambda>(),
         register::<route_inbound::Lambda>(),
+        register::<scan_rights_expiry::Lambda>(),
     ]
 }
 

@@ -2,6 +2,7 @@
 
 pub mod directory;
 pub mod dynamodb;
+pub mod expiry_ledger;
 pub mod orange_logic;
 pub mod sent_lookup;
 pub mod sqs;

@@ -3,6 +3,7 @@
 pub mod contact;
 pub mod dam;
 pub mod directory_csv;
+pub mod expiry;
 pub mod inbound;
 pub mod opt_out;
 pub mod outbound;

@@ -3,4 +3,5 @@
 pub mod accept_webhook;
 pub mod dam_webhook;
 pub mod detect_changes;
+pub mod rights_expiry;
 pub mod route_inbound;

@@ -11,6 +11,7 @@
 
 mod answer;
 pub mod error;
+pub mod expiry;
 mod folders;
 pub mod source;
 
