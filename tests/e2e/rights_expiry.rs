@@ -402,8 +402,14 @@ async fn an_expiry_moved_from_5_to_60_days_cancels_the_held_alert_and_no_1_day_a
         .sim
         .edit(&id, "CoreField.ExpirationDate", &canonical(now + 60 * DAY))
         .expect("edit");
-    let event = json!({"id": "evt-moved", "asset": id, "edited_at": canonical(now), "type": "expiry_changed",
-        "expiry": canonical(now + 60 * DAY), "licence_end": null});
+    let file: Value =
+        serde_json::from_str(&e2e::event_file("scan-rights-expiry/expiry-changed.json"))
+            .expect("event file");
+    let mut event: Value =
+        serde_json::from_str(file["Records"][0]["body"].as_str().expect("a body"))
+            .expect("an event");
+    event["asset"] = json!(id);
+    event["expiry"] = json!(canonical(now + 60 * DAY));
     expiry
         .env
         .stack
@@ -419,7 +425,7 @@ async fn an_expiry_moved_from_5_to_60_days_cancels_the_held_alert_and_no_1_day_a
         )
         .message_body(event.to_string())
         .message_group_id(&id)
-        .message_deduplication_id("evt-moved")
+        .message_deduplication_id(event["id"].as_str().expect("an id"))
         .send()
         .await
         .expect("send the event");
@@ -611,4 +617,85 @@ async fn scan_times_at_10k_50k_100k_assets() {
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+#[tokio::test]
+async fn a_scan_that_would_outrun_its_invocation_checkpoints_and_the_next_invocations_finish_it_once()
+ {
+    use scan_rights_expiry::settings;
+    use shared::adapters::expiry_ledger::DynamoExpiryLedger;
+    use shared::adapters::orange_logic::expiry::OrangeLogicExpiryCatalogue;
+    use shared::adapters::orange_logic::{Auth, OrangeLogicClient, Settings, TOKEN_PATH};
+    use shared::adapters::sqs_json::{SqsJsonQueue, SqsOutboundQueue};
+    use shared::connector_config::ConnectorConfig;
+    use shared::flows::rights_expiry::RightsExpiry;
+    use shared::ports::ExpiryLedger as _;
+
+    let expiry = Expiry::start().await;
+    let as_of = 1_796_205_600;
+    catalogue(&expiry, 5_000, as_of).await;
+    people(&expiry).await;
+    let config = ConnectorConfig::parse(
+        &std::fs::read_to_string(local::moto::workspace_root().join("local/connector.yaml"))
+            .expect("local/connector.yaml"),
+    )
+    .expect("configuration");
+    let mut settings = settings(&config, &expiry.sim.url(), 90).expect("settings");
+    // Every invocation below has less time left than this: one page each, then the cursor.
+    settings.time_margin = Duration::from_secs(3600);
+    let client = OrangeLogicClient::new(
+        Settings::new(
+            expiry.sim.url(),
+            Auth::ClientCredentials {
+                token_path: TOKEN_PATH.into(),
+                client_id: "connector-local".into(),
+                client_secret: shared::secrets::Secret::new("local-orange-logic-secret"),
+            },
+        )
+        .with_dam(&config.dam),
+    )
+    .expect("client");
+    let flow = RightsExpiry {
+        catalogue: OrangeLogicExpiryCatalogue::new(
+            std::sync::Arc::new(client),
+            settings.fields.all(),
+            settings.dates.clone(),
+            "Custom.WhatsAppLog",
+        ),
+        ledger: DynamoExpiryLedger::new(expiry.dynamodb(), expiry.table("ExpiryAlertsTable")),
+        directory: DynamoContactDirectory::new(expiry.dynamodb(), expiry.table("ContactsTable")),
+        outbound: SqsOutboundQueue(SqsJsonQueue::new(
+            expiry.env.stack.sqs(),
+            expiry
+                .env
+                .stack
+                .resources
+                .queue_url("OutboundQueue")
+                .expect("queue"),
+        )),
+        pseudonyms: expiry.pseudonyms.clone(),
+        settings,
+    };
+    let at = shared::domain::dam::DamInstant::from_unix_seconds(as_of).expect("instant");
+    let (mut invocations, mut alerted) = (0, 0);
+    loop {
+        invocations += 1;
+        assert!(invocations <= 40, "the scan makes no progress");
+        let short = tokio::time::Instant::now() + Duration::from_secs(3599);
+        let report = flow.scan(at, short).await.expect("scan");
+        alerted += report.alerted;
+        if report.complete {
+            assert_eq!(report.digests_sent, 12, "{report:?}");
+            break;
+        }
+        assert_eq!(report.digests_sent, 0, "digests wait for the whole scan");
+        assert!(flow.ledger.cursor().await.expect("cursor").is_some());
+    }
+    assert!(invocations > 8, "one page per invocation: {invocations}");
+    assert_eq!(
+        alerted, 250,
+        "every asset alerted once across the invocations"
+    );
+    assert!(flow.ledger.cursor().await.expect("cursor").is_none());
+    assert_eq!(expiry.outbound().await.len(), 12);
 }

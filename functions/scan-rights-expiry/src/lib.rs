@@ -173,6 +173,7 @@ pub fn settings(
             .unwrap_or_else(|| format!("{}/AssetLink/", base_url.trim_end_matches('/'))),
         alert_ttl_seconds: 400 * 24 * 3600,
         time_margin: Duration::from_secs(30),
+        page_size: usize::from(shared::adapters::orange_logic::MAX_PER_PAGE),
     })
 }
 
@@ -428,6 +429,20 @@ mod tests {
             "ORANGE_LOGIC_BASE_URL",
         ] {
             assert!(text.contains(name), "{name} missing from {text}");
+        }
+    }
+
+    #[test]
+    fn an_expiry_change_on_the_queue_reads_as_a_domain_event() {
+        let file = include_str!("../../../events/scan-rights-expiry/expiry-changed.json");
+        let event: SqsEvent = serde_json::from_str(file).expect("an SQS event");
+        let body = event.records[0].body.as_deref().expect("a body");
+        match FlowQueueMessage::parse(body).expect("a flow message") {
+            FlowQueueMessage::Event(event) => assert!(matches!(
+                event.kind,
+                shared::domain::dam::DomainEventKind::ExpiryChanged { .. }
+            )),
+            FlowQueueMessage::Answer(_) => panic!("an event, not an answer"),
         }
     }
 

@@ -90,6 +90,8 @@ pub struct ExpirySettings {
     pub alert_ttl_seconds: i64,
     /// The scan stops and checkpoints when less than this is left of the invocation.
     pub time_margin: Duration,
+    /// Results per search page (a shorter page is a search's last).
+    pub page_size: usize,
 }
 
 /// What the flow needs.
@@ -345,21 +347,26 @@ where
                 status: (range.window == AlertWindow::Expired)
                     .then(|| (fields.status.clone(), self.settings.approved_status.clone())),
             };
-            let checkpoint = |after: Option<DamInstant>| ScanCursor {
+            let checkpoint = |step: usize, after: Option<DamInstant>| ScanCursor {
                 as_of: as_of.unix_seconds(),
                 step,
                 after: after.map(DamInstant::canonical),
             };
+            let resumed_at = after;
             let mut pages = std::pin::pin!(self.catalogue.ending_between(query));
             while let Some(page) = pages.next().await {
                 let page = match page {
                     Ok(page) => page,
                     Err(error) => {
                         // Keep what was done: the next invocation resumes at the last date handled.
-                        self.ledger.save_cursor(Some(&checkpoint(after))).await?;
+                        self.ledger
+                            .save_cursor(Some(&checkpoint(step, after)))
+                            .await?;
                         return Err(error.into());
                     }
                 };
+                // One alert at a time: each is a small transaction (moto, the local DynamoDB,
+                // fails concurrent transactions on one table with 500s).
                 for snapshot in &page {
                     report.scanned += 1;
                     report.alerted += self.alert(snapshot, as_of, &recipients).await?;
@@ -371,7 +378,23 @@ where
                     }
                 }
                 if deadline.saturating_duration_since(Instant::now()) < self.settings.time_margin {
-                    self.ledger.save_cursor(Some(&checkpoint(after))).await?;
+                    // A page short of full was this search's last: the next invocation starts the
+                    // next search. A full page of one same date (no progress past the resume
+                    // point) cannot be resumed by date: the next search too, with a warning.
+                    let last = page.len() < self.settings.page_size;
+                    let stuck = !last && after == resumed_at;
+                    if stuck {
+                        tracing::warn!(
+                            step,
+                            "a full page of one end date: the rest of this window's search waits for the next full scan"
+                        );
+                    }
+                    let next = if last || stuck {
+                        checkpoint(step + 1, None)
+                    } else {
+                        checkpoint(step, after)
+                    };
+                    self.ledger.save_cursor(Some(&next)).await?;
                     tracing::info!(
                         step,
                         scanned = report.scanned,
