@@ -262,6 +262,9 @@ pub enum UpdateError {
     NotADate { field: String },
 }
 
+/// Date field → (instant, RecordID), sorted.
+type DateIndex = BTreeMap<String, Vec<(Timestamp, String)>>;
+
 /// The DAM's content.
 #[derive(Debug, Default)]
 pub struct Store {
@@ -289,7 +292,7 @@ pub struct Store {
     /// Date fields' values sorted by instant, built on the first date-range search after a change
     /// (the store generation it was built at): a range search then reads only its matches, as a
     /// search index would, instead of every asset.
-    date_index: std::sync::Mutex<Option<(u64, BTreeMap<String, Vec<(Timestamp, String)>>)>>,
+    date_index: std::sync::Mutex<Option<(u64, DateIndex)>>,
 }
 
 impl Store {
@@ -680,7 +683,7 @@ impl Store {
             .as_ref()
             .is_none_or(|(generation, _)| *generation != self.generation)
         {
-            let mut index: BTreeMap<String, Vec<(Timestamp, String)>> = BTreeMap::new();
+            let mut index: DateIndex = BTreeMap::new();
             for asset in self.assets.values() {
                 for date in &self.date_fields {
                     if let Some(at) = asset.field(date).and_then(parse_stored) {

@@ -2,6 +2,9 @@
 //! what happened, step by step. Run it with `./local/demo.sh`.
 #![allow(clippy::print_stdout)]
 
+#[path = "demo/rights_expiry.rs"]
+mod rights_expiry;
+
 use aws_sdk_sqs::types::QueueAttributeName;
 use local::moto::Moto;
 use local::stack::{LocalStack, Options};
@@ -43,6 +46,15 @@ async fn main() -> anyhow::Result<()> {
     whatsapp_edge(&stack).await?;
     whatsapp_cloud_api(&stack).await?;
     dam_change_detection(&stack, &dam).await?;
+    let secrets = shared::secrets::ConnectorSecrets::from_json(&std::fs::read_to_string(
+        local::moto::workspace_root().join("local/secrets.json"),
+    )?)?;
+    rights_expiry::chapter(
+        &stack,
+        &dam,
+        &shared::pseudonym::Pseudonymizer::new(&secrets.pseudonym_key),
+    )
+    .await?;
     println!("\nDemo finished: every step above ran through the real Lambda handlers on moto.");
     Ok(())
 }
