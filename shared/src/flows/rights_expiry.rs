@@ -543,19 +543,29 @@ where
         };
         let due = snapshot.as_ref().and_then(|s| self.due(s, now));
         let mut cancelled = Vec::new();
-        for record in self.ledger.alerts_of(&event.asset).await? {
+        let records = self.ledger.alerts_of(&event.asset).await?;
+        let pending = if records.is_empty() {
+            Vec::new()
+        } else {
+            self.ledger.pending().await?
+        };
+        for record in records {
             let still = due.as_ref().is_some_and(|(window, asset)| {
                 *window == record.window && asset.ends == record.ends
             });
             if still {
                 continue;
             }
-            let pending = self.ledger.pending().await?;
-            cancelled.extend(pending.into_iter().filter(|p| {
-                p.asset.asset == record.asset
-                    && p.window == record.window
-                    && p.asset.ends == record.ends
-            }));
+            cancelled.extend(
+                pending
+                    .iter()
+                    .filter(|p| {
+                        p.asset.asset == record.asset
+                            && p.window == record.window
+                            && p.asset.ends == record.ends
+                    })
+                    .cloned(),
+            );
         }
         cancelled.dedup();
         if !cancelled.is_empty() {
