@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: unit tests and the end-to-end tests on the local stack (moto on loopback,
-# started by the tests themselves). Works on a fresh machine: installs moto into .venv when missing.
+# started by the tests themselves), then the load tests one at a time (they assert answers within
+# a function's timeout, which a machine busy with the rest of the suite would not measure).
+# Works on a fresh machine: installs moto into .venv when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -x .venv/bin/moto_server ]; then
@@ -9,4 +11,6 @@ if [ ! -x .venv/bin/moto_server ]; then
   .venv/bin/pip install -q "moto[server]==5.2.5"
 fi
 export AWS_EC2_METADATA_DISABLED=true
-exec cargo test --workspace "$@"
+cargo test --workspace "$@"
+echo "== load tests, one at a time =="
+cargo test --workspace --test e2e -- --ignored --test-threads=1

@@ -78,8 +78,19 @@ pub enum TemplateUse {
 pub struct TemplateRef {
     /// Template name as approved in WhatsApp Manager.
     pub name: String,
-    /// Language code (`en`, `en_US`).
+    /// Language code (`en`, `en_US`): the default, sent when the recipient's language is not
+    /// among `languages`.
     pub language: String,
+    /// Every language the template is approved in (default: just `language`).
+    #[serde(default)]
+    pub languages: Vec<String>,
+}
+
+impl TemplateRef {
+    /// Whether the template is approved in `language`.
+    pub fn has_language(&self, language: &str) -> bool {
+        self.language == language || self.languages.iter().any(|l| l == language)
+    }
 }
 
 /// DAM field names and values of this Orange Logic instance.
@@ -551,16 +562,25 @@ impl ConnectorConfig {
                     "must be lowercase letters, digits and underscores",
                 );
             }
-            let valid_language = matches!(template.language.len(), 2 | 3 | 5 | 6)
-                && template
-                    .language
-                    .bytes()
-                    .all(|b| b.is_ascii_alphabetic() || b == b'_');
-            if !valid_language {
+            let valid_language = |language: &str| {
+                matches!(language.len(), 2 | 3 | 5 | 6)
+                    && language
+                        .bytes()
+                        .all(|b| b.is_ascii_alphabetic() || b == b'_')
+            };
+            if !valid_language(&template.language) {
                 issue(
                     format!("{key}.language"),
                     "must be a WhatsApp language code such as en or en_US",
                 );
+            }
+            for (i, language) in template.languages.iter().enumerate() {
+                if !valid_language(language) {
+                    issue(
+                        format!("{key}.languages[{i}]"),
+                        "must be a WhatsApp language code such as en or en_US",
+                    );
+                }
             }
         }
         for concept in DamConcept::ALL {

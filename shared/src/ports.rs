@@ -350,6 +350,230 @@ pub trait SentMessageLookup: Send + Sync {
     ) -> impl Future<Output = Result<Option<SentMessageRef>, StoreError>> + Send;
 }
 
+use crate::domain::outbound::SendKey;
+use crate::domain::sending::{DeliveryState, Pace, PaceDecision, SuppressReason};
+
+/// What the sends table keeps about one send: enough to record its sent message when only a
+/// status settles it, and its template version for a late `131047`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SendRecord {
+    /// The send.
+    pub key: SendKey,
+    /// The sending business number.
+    pub number: BusinessNumberId,
+    /// Who caused it.
+    pub actor: Option<String>,
+    /// `template:<name>` or the content type (`text`, `interactive`, ...).
+    pub what: String,
+    /// The template version to send if the free-form content fails outside the window.
+    pub fallback: Option<OutboundRequest>,
+}
+
+/// Where a send stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendState {
+    /// Claimed by an attempt.
+    InProgress,
+    /// The request may have reached Graph without its answer reaching us.
+    Unknown,
+    /// Graph accepted it (the answer, or a status carrying the key, said so).
+    Sent,
+    /// Recorded without sending (opt-out, no template, ...).
+    Suppressed,
+    /// Graph refused it for good.
+    Failed,
+}
+
+/// A send as the sends table holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SendEntry {
+    /// What was sent.
+    pub record: SendRecord,
+    /// Where it stands.
+    pub state: SendState,
+    /// The wamid, once known.
+    pub message_id: Option<String>,
+    /// Why it was suppressed or failed.
+    pub reason: Option<String>,
+}
+
+/// The result of claiming a send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendClaim {
+    /// Ours until the deadline: send it.
+    Acquired,
+    /// Already sent, suppressed or failed: acknowledge.
+    Done,
+    /// Another attempt holds it.
+    HeldElsewhere,
+    /// An earlier attempt may have been accepted; no status has settled it yet and the resend
+    /// wait has not passed.
+    AwaitingStatus,
+}
+
+/// How a send ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendOutcome {
+    /// Accepted by Graph.
+    Sent {
+        /// The wamid.
+        message_id: String,
+    },
+    /// Recorded without sending.
+    Suppressed(SuppressReason),
+    /// Refused for good.
+    Failed {
+        /// Meta's code, when Graph answered with one.
+        code: Option<i64>,
+        /// Meta's title, or why the message was invalid.
+        reason: String,
+    },
+}
+
+/// The sends table: one claim per send key, so a send goes to Graph at most once per outcome.
+pub trait SendLedger: Send + Sync {
+    /// Claims `record.key` for `owner` until `deadline_ms`. An expired in-progress claim or an
+    /// unknown outcome is taken over only once `resend_after_ms` has passed since it began
+    /// without a status settling it.
+    fn claim(
+        &self,
+        record: &SendRecord,
+        owner: &OwnerToken,
+        now_ms: i64,
+        deadline_ms: i64,
+        resend_after_ms: i64,
+    ) -> impl Future<Output = Result<SendClaim, StoreError>> + Send;
+
+    /// Records how the send ended, if `owner` still holds it.
+    fn complete(
+        &self,
+        key: &SendKey,
+        owner: &OwnerToken,
+        outcome: &SendOutcome,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Records that the request may have been accepted (a timeout after it left), at `at_ms`.
+    fn mark_unknown(
+        &self,
+        key: &SendKey,
+        owner: &OwnerToken,
+        at_ms: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Gives the claim up: the request certainly did not go out.
+    fn release(
+        &self,
+        key: &SendKey,
+        owner: &OwnerToken,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// A status carrying `encoded_key` (`biz_opaque_callback_data`) shows it was accepted as
+    /// `message_id`: an in-progress or unknown send becomes sent. The entry, if the key is ours.
+    fn settle(
+        &self,
+        encoded_key: &str,
+        message_id: &str,
+    ) -> impl Future<Output = Result<Option<SendEntry>, StoreError>> + Send;
+
+    /// The entry of `encoded_key`, if any.
+    fn find(
+        &self,
+        encoded_key: &str,
+    ) -> impl Future<Output = Result<Option<SendEntry>, StoreError>> + Send;
+}
+
+/// One sent message, by wamid.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SentMessage {
+    /// The wamid.
+    pub message_id: String,
+    /// The send it was.
+    pub key: SendKey,
+    /// The sending number.
+    pub number: BusinessNumberId,
+    /// Who caused it.
+    pub actor: Option<String>,
+    /// `template:<name>` or the content type.
+    pub what: String,
+    /// When Graph accepted it (or the status settling it arrived), Unix milliseconds.
+    pub at_ms: i64,
+}
+
+/// Billing of a status (`statuses[].pricing`), kept for cost reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PricingInfo {
+    /// `marketing`, `utility`, `service`, ...
+    pub category: Option<String>,
+    /// `PMP` / `CBP`.
+    pub model: Option<String>,
+    /// `regular`, `free_customer_service`, ...
+    pub kind: Option<String>,
+    /// Deprecated flag, still sent.
+    pub billable: Option<bool>,
+}
+
+/// One status webhook, as the record applies it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusUpdate {
+    /// The state it reports.
+    pub state: DeliveryState,
+    /// Meta's timestamp, Unix milliseconds.
+    pub at_ms: i64,
+    /// Meta's error code and title, for a failure.
+    pub error: Option<(i64, String)>,
+    /// Billing, when the status carries it.
+    pub pricing: Option<PricingInfo>,
+}
+
+/// A sent message with what its statuses said.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrackedMessage {
+    /// The message.
+    pub message: SentMessage,
+    /// The furthest state reached.
+    pub state: DeliveryState,
+    /// Meta's error code, if it failed.
+    pub error_code: Option<i64>,
+    /// Meta's error title, if it failed.
+    pub error_title: Option<String>,
+    /// Billing.
+    pub pricing: PricingInfo,
+    /// Every status applied, in arrival order.
+    pub history: Vec<DeliveryState>,
+}
+
+/// The sent-messages table: wamid → what it was about and how far it got.
+pub trait SentMessageStore: SentMessageLookup {
+    /// Records an accepted message (statuses already applied stay).
+    fn record(&self, message: &SentMessage) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Applies a status monotonically; `None` when `message_id` has no record.
+    fn apply_status(
+        &self,
+        message_id: &str,
+        update: &StatusUpdate,
+    ) -> impl Future<Output = Result<Option<TrackedMessage>, StoreError>> + Send;
+
+    /// The record of `message_id`.
+    fn get(
+        &self,
+        message_id: &str,
+    ) -> impl Future<Output = Result<Option<TrackedMessage>, StoreError>> + Send;
+}
+
+/// Pacing shared by every concurrent sender (per business number, per user pair).
+pub trait SendPacer: Send + Sync {
+    /// Reserves the next send of `bucket` at `pace`, at most `horizon_us` after `now_us`
+    /// (Unix microseconds); `Busy` reserves nothing.
+    fn reserve(
+        &self,
+        bucket: &str,
+        pace: Pace,
+        now_us: i64,
+        horizon_us: i64,
+    ) -> impl Future<Output = Result<PaceDecision, StoreError>> + Send;
+}
+
 use crate::domain::inbound::InboundItem as RoutedItem;
 use crate::domain::outbound::RoutedMessage;
 use crate::domain::routing::Destination;

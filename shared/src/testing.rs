@@ -667,6 +667,291 @@ impl SentMessageLookup for InMemorySentMessages {
 }
 
 use crate::domain::outbound::SendKey;
+use crate::domain::sending::{DeliveryState, Pace, PaceDecision};
+use crate::ports::{
+    PricingInfo, SendClaim, SendEntry, SendLedger, SendOutcome, SendPacer, SendRecord, SendState,
+    SentMessage, SentMessageStore, StatusUpdate, TrackedMessage,
+};
+
+#[derive(Debug, Clone)]
+struct LedgerItem {
+    entry: SendEntry,
+    owner: String,
+    deadline_ms: i64,
+    since_ms: i64,
+}
+
+/// The sends table in memory, with the conditions of the DynamoDB adapter.
+#[derive(Debug, Default)]
+pub struct InMemorySendLedger {
+    items: Mutex<HashMap<String, LedgerItem>>,
+    failures: AtomicUsize,
+}
+
+impl InMemorySendLedger {
+    /// Every entry, by encoded key.
+    pub fn entries(&self) -> Vec<SendEntry> {
+        self.items
+            .lock()
+            .map(|i| i.values().map(|v| v.entry.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Makes the next `n` calls fail as if DynamoDB were unreachable.
+    pub fn fail_next(&self, n: usize) {
+        self.failures.store(n, Ordering::SeqCst);
+    }
+
+    fn check(&self) -> Result<(), StoreError> {
+        if take_failure(&self.failures) {
+            return Err(StoreError::Unavailable("simulated outage".into()));
+        }
+        Ok(())
+    }
+
+    fn with_owned(
+        &self,
+        key: &SendKey,
+        owner: &OwnerToken,
+        f: impl FnOnce(&mut LedgerItem),
+    ) -> Result<(), StoreError> {
+        self.check()?;
+        let mut items = self.items.lock().map_err(poisoned)?;
+        match items.get_mut(&key.encode()) {
+            Some(item) if item.owner == owner.0 => {
+                f(item);
+                Ok(())
+            }
+            _ => Err(StoreError::NotOwner),
+        }
+    }
+}
+
+impl SendLedger for InMemorySendLedger {
+    async fn claim(
+        &self,
+        record: &SendRecord,
+        owner: &OwnerToken,
+        now_ms: i64,
+        deadline_ms: i64,
+        resend_after_ms: i64,
+    ) -> Result<SendClaim, StoreError> {
+        self.check()?;
+        let mut items = self.items.lock().map_err(poisoned)?;
+        let key = record.key.encode();
+        if let Some(item) = items.get(&key) {
+            let stale = item.since_ms + resend_after_ms <= now_ms;
+            match item.entry.state {
+                SendState::Sent | SendState::Suppressed | SendState::Failed => {
+                    return Ok(SendClaim::Done);
+                }
+                SendState::InProgress if item.deadline_ms >= now_ms => {
+                    return Ok(SendClaim::HeldElsewhere);
+                }
+                SendState::InProgress | SendState::Unknown if !stale => {
+                    return Ok(SendClaim::AwaitingStatus);
+                }
+                SendState::InProgress | SendState::Unknown => {}
+            }
+        }
+        items.insert(
+            key,
+            LedgerItem {
+                entry: SendEntry {
+                    record: record.clone(),
+                    state: SendState::InProgress,
+                    message_id: None,
+                    reason: None,
+                },
+                owner: owner.0.clone(),
+                deadline_ms,
+                since_ms: now_ms,
+            },
+        );
+        Ok(SendClaim::Acquired)
+    }
+
+    async fn complete(
+        &self,
+        key: &SendKey,
+        owner: &OwnerToken,
+        outcome: &SendOutcome,
+    ) -> Result<(), StoreError> {
+        self.with_owned(key, owner, |item| match outcome {
+            SendOutcome::Sent { message_id } => {
+                item.entry.state = SendState::Sent;
+                item.entry.message_id = Some(message_id.clone());
+            }
+            SendOutcome::Suppressed(reason) => {
+                item.entry.state = SendState::Suppressed;
+                item.entry.reason = Some(reason.as_str().to_owned());
+            }
+            SendOutcome::Failed { code, reason } => {
+                item.entry.state = SendState::Failed;
+                item.entry.reason = Some(match code {
+                    Some(code) => format!("{code}: {reason}"),
+                    None => reason.clone(),
+                });
+            }
+        })
+    }
+
+    async fn mark_unknown(
+        &self,
+        key: &SendKey,
+        owner: &OwnerToken,
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.with_owned(key, owner, |item| {
+            item.entry.state = SendState::Unknown;
+            item.since_ms = at_ms;
+        })
+    }
+
+    async fn release(&self, key: &SendKey, owner: &OwnerToken) -> Result<(), StoreError> {
+        self.check()?;
+        let mut items = self.items.lock().map_err(poisoned)?;
+        let encoded = key.encode();
+        match items.get(&encoded) {
+            Some(item) if item.owner == owner.0 && item.entry.state == SendState::InProgress => {
+                items.remove(&encoded);
+                Ok(())
+            }
+            _ => Err(StoreError::NotOwner),
+        }
+    }
+
+    async fn settle(
+        &self,
+        encoded_key: &str,
+        message_id: &str,
+    ) -> Result<Option<SendEntry>, StoreError> {
+        self.check()?;
+        let mut items = self.items.lock().map_err(poisoned)?;
+        Ok(items.get_mut(encoded_key).map(|item| {
+            if matches!(item.entry.state, SendState::InProgress | SendState::Unknown) {
+                item.entry.state = SendState::Sent;
+                item.entry.message_id = Some(message_id.to_owned());
+            }
+            item.entry.clone()
+        }))
+    }
+
+    async fn find(&self, encoded_key: &str) -> Result<Option<SendEntry>, StoreError> {
+        self.check()?;
+        Ok(self
+            .items
+            .lock()
+            .map_err(poisoned)?
+            .get(encoded_key)
+            .map(|i| i.entry.clone()))
+    }
+}
+
+/// Sent-message records in memory, with the monotonic status rule of the DynamoDB adapter.
+#[derive(Debug, Default)]
+pub struct InMemorySentMessageStore {
+    records: Mutex<HashMap<String, TrackedMessage>>,
+}
+
+impl InMemorySentMessageStore {
+    /// Every record.
+    pub fn all(&self) -> Vec<TrackedMessage> {
+        self.records
+            .lock()
+            .map(|r| r.values().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+impl SentMessageLookup for InMemorySentMessageStore {
+    async fn find(&self, message_id: &str) -> Result<Option<SentMessageRef>, StoreError> {
+        Ok(self
+            .records
+            .lock()
+            .map_err(poisoned)?
+            .get(message_id)
+            .map(|t| SentMessageRef {
+                message_id: t.message.message_id.clone(),
+                key: t.message.key.clone(),
+            }))
+    }
+}
+
+impl SentMessageStore for InMemorySentMessageStore {
+    async fn record(&self, message: &SentMessage) -> Result<(), StoreError> {
+        let mut records = self.records.lock().map_err(poisoned)?;
+        records
+            .entry(message.message_id.clone())
+            .and_modify(|t| t.message = message.clone())
+            .or_insert_with(|| TrackedMessage {
+                message: message.clone(),
+                state: DeliveryState::Accepted,
+                error_code: None,
+                error_title: None,
+                pricing: PricingInfo::default(),
+                history: Vec::new(),
+            });
+        Ok(())
+    }
+
+    async fn apply_status(
+        &self,
+        message_id: &str,
+        update: &StatusUpdate,
+    ) -> Result<Option<TrackedMessage>, StoreError> {
+        let mut records = self.records.lock().map_err(poisoned)?;
+        Ok(records.get_mut(message_id).map(|t| {
+            let merged = DeliveryState::merge(Some(t.state), update.state);
+            if merged != t.state {
+                t.state = merged;
+                if let Some((code, title)) = &update.error {
+                    t.error_code = Some(*code);
+                    t.error_title = Some(title.clone());
+                }
+            }
+            if let Some(pricing) = &update.pricing {
+                t.pricing = pricing.clone();
+            }
+            t.history.push(update.state);
+            t.clone()
+        }))
+    }
+
+    async fn get(&self, message_id: &str) -> Result<Option<TrackedMessage>, StoreError> {
+        Ok(self
+            .records
+            .lock()
+            .map_err(poisoned)?
+            .get(message_id)
+            .cloned())
+    }
+}
+
+/// Pacing buckets in memory (the same algorithm as the DynamoDB counters).
+#[derive(Debug, Default)]
+pub struct InMemoryPacer {
+    buckets: Mutex<HashMap<String, i64>>,
+}
+
+impl SendPacer for InMemoryPacer {
+    async fn reserve(
+        &self,
+        bucket: &str,
+        pace: Pace,
+        now_us: i64,
+        horizon_us: i64,
+    ) -> Result<PaceDecision, StoreError> {
+        let mut buckets = self.buckets.lock().map_err(poisoned)?;
+        let decision =
+            crate::domain::sending::pace(pace, buckets.get(bucket).copied(), now_us, horizon_us);
+        if let PaceDecision::Reserve { tat, .. } = decision {
+            buckets.insert(bucket.to_owned(), tat);
+        }
+        Ok(decision)
+    }
+}
+
 use crate::domain::routing::Destination;
 
 /// One item route-inbound handed on, as the fake queues keep it.

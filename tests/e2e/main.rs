@@ -2,6 +2,7 @@
 
 mod aws_sources;
 mod contacts_import;
+mod conversation;
 mod dam;
 mod dam_webhook;
 mod directory;
@@ -10,6 +11,9 @@ mod orange_logic_client;
 mod queue_runner;
 mod rights_expiry;
 mod route_inbound;
+mod send_message;
+mod sender_support;
 mod templates;
+mod track_delivery;
 mod whatsapp_sim;
 mod whatsapp_webhook;

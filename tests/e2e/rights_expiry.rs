@@ -720,3 +720,69 @@ async fn a_scan_that_would_outrun_its_invocation_checkpoints_and_the_next_invoca
     assert!(flow.ledger.cursor().await.expect("cursor").is_none());
     assert_eq!(expiry.outbound().await.len(), 12);
 }
+
+#[tokio::test]
+async fn a_digest_reaches_the_owners_phone_through_the_sender_as_the_approved_template() {
+    let dam = Simulator::start(SimConfig::default(), SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .expect("simulator");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let url = dam.url();
+    let env = TestEnv::start_with(|o| {
+        o.orange_logic_url = Some(url);
+        o.graph_base_url = Some(format!("http://127.0.0.1:{port}"));
+        o.run_queues = true;
+    })
+    .await;
+    let mut config = whatsapp_sim::SimConfig::new("local-graph-token", e2e::APP_SECRET);
+    config.addr = SocketAddr::from(([127, 0, 0, 1], port));
+    config.callback_url = Some(env.stack.url("/whatsapp/webhook"));
+    // The repository's templates, approved on the simulated WABA.
+    config.templates.extend(whatsapp_sim::catalogue_templates(
+        &local::moto::workspace_root().join("templates"),
+    ));
+    let phones = whatsapp_sim::Simulator::start(config)
+        .await
+        .expect("WhatsApp simulator");
+    let expiry = Expiry {
+        env,
+        sim: dam,
+        pseudonyms: Pseudonymizer::new(&shared::secrets::Secret::new(
+            "local-pseudonym-key-0123456789abcdef0123",
+        )),
+    };
+    let now = unix_now();
+    expiry.asset(
+        "Harbour poster",
+        "+447700900401",
+        &canonical(now + 5 * DAY),
+        "Approved",
+        "SUMMER26",
+    );
+    expiry
+        .person("+447700900401", "Ana Owner", Role::Owner, |_| {})
+        .await;
+
+    let report = expiry.scheduled_scan().await;
+    assert_eq!(report["digests_sent"], 1, "{report}");
+    let mut lines = Vec::new();
+    for _ in 0..300 {
+        lines = phones
+            .users()
+            .into_iter()
+            .filter(|u| u.wa_id.as_deref() == Some("447700900401"))
+            .flat_map(|u| u.lines)
+            .filter(|l| l.direction == "out")
+            .map(|l| l.summary)
+            .collect();
+        if !lines.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Ana never wrote: outside the 24-hour window the digest goes as its approved template.
+    assert_eq!(lines, ["template rights_expiry_alert"]);
+}

@@ -259,7 +259,10 @@ async fn the_same_inbound_message_delivered_three_times_twice_concurrently_has_o
     let outbound = router.outbound().await;
     assert_eq!(outbound.len(), 1, "one courtesy reply: {outbound:?}");
     assert_eq!(outbound[0].key.flow, MessageFlow::Conversation);
-    assert_eq!(outbound[0].key.subject, "wamid.DUP1");
+    assert_eq!(
+        outbound[0].key.subject, "courtesy@109876543210987",
+        "the key names the window on this number, not the message"
+    );
     assert_eq!(outbound[0].to.expose(), "+447700900555");
     assert_eq!(keys(&router.routed("UnroutedQueue").await), ["wamid.DUP1"]);
     let conversation = router
@@ -459,7 +462,9 @@ async fn an_unknown_sender_gets_one_courtesy_reply_per_window_never_a_loop() {
         )
         .await;
     router.settle().await;
-    assert_eq!(router.outbound().await.len(), 1);
+    let first = router.outbound().await;
+    assert_eq!(first.len(), 1);
+    let first_version = first[0].key.version.clone();
 
     // A message 25 hours later opens a new window: one more reply.
     router
@@ -477,7 +482,11 @@ async fn an_unknown_sender_gets_one_courtesy_reply_per_window_never_a_loop() {
     router.settle().await;
     let second = router.outbound().await;
     assert_eq!(second.len(), 1);
-    assert_eq!(second[0].key.subject, "wamid.C4");
+    assert_eq!(second[0].key.subject, "courtesy@109876543210987");
+    assert_ne!(
+        second[0].key.version, first_version,
+        "the next window's reply is a send of its own"
+    );
     let mut kept = router.routed("UnroutedQueue").await;
     kept.sort_by(|a, b| a.key.cmp(&b.key));
     assert_eq!(

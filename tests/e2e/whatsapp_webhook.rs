@@ -205,9 +205,13 @@ fn large_notification(n: usize) -> String {
 
 /// Within the function's 6 s timeout, on the local stack's tuned moto (whose `SendMessageBatch`
 /// stays flat with depth: `BENCHMARKS.md`); the time it takes is measured by the `sqs_depth` bench.
+/// A load test: `./local/test.sh` runs it after the suite, alone (`--ignored --test-threads=1`),
+/// so the answer within 6 s measures the edge and its SQS, not two cores shared with 100 tests.
 #[tokio::test]
+#[ignore = "load test: ./local/test.sh runs it alone after the suite"]
 async fn a_three_thousand_item_notification_is_answered_200_with_every_item_enqueued() {
-    let env = TestEnv::start().await;
+    // Its own moto: on the shared one the suite's other load tests would be in the queue too.
+    let env = TestEnv::start_alone(|_| {}).await;
     let body = large_notification(3_000);
     assert_eq!(
         env.meta().deliver(body.as_bytes()).await.expect("post"),

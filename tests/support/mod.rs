@@ -47,6 +47,23 @@ impl TestEnv {
         Self { stack }
     }
 
+    /// Starts a stack on a moto of its own, for tests whose load would otherwise queue behind
+    /// (or hold up) every other test's calls on the shared moto, which serves one call at a time.
+    pub async fn start_alone(configure: impl FnOnce(&mut Options)) -> Self {
+        logs::capture();
+        let endpoint = tokio::task::spawn_blocking(local::moto::start_for_process)
+            .await
+            .unwrap_or_else(|e| panic!("starting moto: {e}"))
+            .unwrap_or_else(|e| panic!("cannot start moto: {e:#}"));
+        let n = STACKS.fetch_add(1, Ordering::SeqCst);
+        let mut options = Options::new(format!("t{}-{n}", std::process::id()));
+        configure(&mut options);
+        let stack = LocalStack::start(&endpoint, options)
+            .await
+            .unwrap_or_else(|e| panic!("local stack: {e:#}"));
+        Self { stack }
+    }
+
     /// The WhatsApp webhook as Meta calls it.
     pub fn meta(&self) -> local::whatsapp_meta::MetaWebhookSender {
         local::whatsapp_meta::MetaWebhookSender::new(

@@ -72,6 +72,8 @@ fn registry() -> Vec<Registration> {
         register::<whatsapp_webhook::Lambda>(),
         register::<dam_webhook::Lambda>(),
         register::<detect_asset_changes::Lambda>(),
+        register::<send_whatsapp_message::Lambda>(),
+        register::<track_delivery::Lambda>(),
         register::<route_inbound::Lambda>(),
         register::<scan_rights_expiry::Lambda>(),
     ]

@@ -164,13 +164,26 @@ impl QueueRunner {
                 .any(|f| Some(f.as_str()) == m.message_id.as_deref())
         }) {
             if let Some(handle) = &message.receipt_handle {
-                self.sqs
+                let changed = self
+                    .sqs
                     .change_message_visibility()
                     .queue_url(&consumer.url)
                     .receipt_handle(handle)
                     .visibility_timeout(self.retry_after_seconds)
                     .send()
-                    .await?;
+                    .await;
+                match changed {
+                    Ok(_) => {}
+                    // The batch outlived the visibility timeout and the record was received
+                    // again: as with Lambda, it simply comes back (the consumers' claims hold).
+                    Err(error)
+                        if aws_sdk_sqs::error::ProvideErrorMetadata::code(&error)
+                            == Some("ReceiptHandleIsInvalid") =>
+                    {
+                        tracing::warn!(queue = %consumer.queue, "a failed record's receipt expired before it was returned");
+                    }
+                    Err(error) => return Err(error.into()),
+                }
             }
         }
         tracing::info!(queue = %consumer.queue, received = received.len(), failed = failed.len(), "local event source mapping invoked the consumer");

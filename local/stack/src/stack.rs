@@ -28,6 +28,12 @@ pub struct Options {
     pub run_queues: bool,
     /// Base URL of the Orange Logic instance (the simulator's); `None`: nothing listens there.
     pub orange_logic_url: Option<String>,
+    /// Base URL of the Graph API the sender talks to (the WhatsApp simulator's); `None`: nothing
+    /// listens there.
+    pub graph_base_url: Option<String>,
+    /// Variables set on every function over what the template gives (a test's small pacing
+    /// values, a short Graph timeout).
+    pub env_overrides: BTreeMap<String, String>,
 }
 
 impl Options {
@@ -39,6 +45,8 @@ impl Options {
             secrets_file: workspace_root().join("local/secrets.json"),
             run_queues: false,
             orange_logic_url: None,
+            graph_base_url: None,
+            env_overrides: BTreeMap::new(),
         }
     }
 }
@@ -103,6 +111,16 @@ impl LocalStack {
         resources
             .parameters
             .insert("OrangeLogicAuth".into(), "client_credentials".into());
+        resources.parameters.insert(
+            "WhatsAppGraphBaseUrl".into(),
+            options
+                .graph_base_url
+                .clone()
+                .unwrap_or_else(|| "http://127.0.0.1:9".into()),
+        );
+        resources
+            .parameters
+            .insert("SendRatePerSecond".into(), "80".into());
         resources
             .parameters
             .insert("OrangeLogicClientId".into(), "connector-local".into());
@@ -128,6 +146,7 @@ impl LocalStack {
                     .display()
                     .to_string(),
             );
+            vars.extend(options.env_overrides.clone());
             let invoke = functions::start(&function.binary, vars.clone(), &aws)
                 .await
                 .with_context(|| format!("starting {}", function.logical_id))?;

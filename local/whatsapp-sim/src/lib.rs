@@ -15,4 +15,4 @@ pub mod world;
 pub use clock::Clock;
 pub use delivery::DeliverySwitches;
 pub use server::{SimConfig, SimError, SimUser, Simulator};
-pub use world::{Limits, ReviewStatus, TemplateDef, catalogue_templates};
+pub use world::{Fault, Limits, ReviewStatus, TemplateDef, catalogue_templates};

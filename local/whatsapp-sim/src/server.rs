@@ -5,8 +5,8 @@ use crate::clock::Clock;
 use crate::delivery::{self, Business, Deliveries, DeliveryRecord, DeliverySwitches, Item};
 use crate::spec::{Spec, SpecError};
 use crate::world::{
-    ConversationLine, Limits, Media, MediaBytes, ReviewStatus, SimGraphError, TemplateDef, User,
-    World, default_templates, summarize, unix_now,
+    ConversationLine, Fault, Limits, Media, MediaBytes, ReviewStatus, SimGraphError, TemplateDef,
+    User, World, default_templates, summarize, unix_now,
 };
 use aws_lc_rs::digest;
 use axum::body::{Body, Bytes};
@@ -315,6 +315,33 @@ impl Simulator {
         self.inner.world().outage_requests = n;
     }
 
+    /// The next `requests` message requests are answered with `fault` (130429, 131056, a bare
+    /// HTTP 500, 190); nothing is accepted meanwhile. `requests = u32::MAX` holds until cleared.
+    pub fn fault_next(&self, fault: Fault, requests: u32) {
+        self.inner.world().fault = Some((fault, requests));
+    }
+
+    /// Ends a fault window.
+    pub fn clear_fault(&self) {
+        self.inner.world().fault = None;
+    }
+
+    /// The next `n` accepted messages are answered only after `delay` (set it past the client's
+    /// timeout): Graph has the message and sends its statuses, the sender never learns its id.
+    pub fn stall_next_answers(&self, n: u32, delay: Duration) {
+        self.inner.world().stall = Some((n, delay));
+    }
+
+    /// The most message requests accepted in any one-second window (`[t, t + 1 s)`) so far.
+    pub fn max_accepted_per_second(&self) -> usize {
+        crate::world::most_in_any_second(&self.inner.world().accepted_at)
+    }
+
+    /// Message requests accepted so far.
+    pub fn accepted_messages(&self) -> usize {
+        self.inner.world().accepted_at.len()
+    }
+
     /// The next download URL handed out is already expired (the client must fetch a fresh one).
     pub fn expire_next_download_url(&self) {
         self.inner.world().expire_next_url = true;
@@ -543,6 +570,7 @@ fn router(inner: Shared) -> Router {
         .route("/sim", get(html_page))
         .route("/sim/conversations", get(conversations))
         .route("/sim/deliveries", get(deliveries))
+        .route("/sim/throughput", get(throughput))
         .route("/sim/users/{user}/messages", post(user_action))
         .route("/whatsapp_business/attachments/", get(download))
         .route("/{version}/{id}", get(media_info))
@@ -617,8 +645,39 @@ async fn send_message(
         let details: Vec<String> = violations.iter().take(5).map(ToString::to_string).collect();
         return graph_error(&inner, &SimGraphError::invalid(details.join("; ")));
     }
+    let fault = {
+        let mut world = inner.world();
+        match world.fault {
+            Some((fault, left)) if left > 0 => {
+                world.fault = (left > 1).then(|| (fault, left.saturating_sub(1)));
+                Some(fault)
+            }
+            _ => None,
+        }
+    };
+    if let Some(fault) = fault {
+        return match fault.error() {
+            Some(error) => graph_error(&inner, &error),
+            None => (StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error").into_response(),
+        };
+    }
     match accept(&inner, &body) {
-        Ok(response) => (StatusCode::OK, Json(response)).into_response(),
+        Ok(response) => {
+            let stall = {
+                let mut world = inner.world();
+                match world.stall {
+                    Some((n, delay)) if n > 0 => {
+                        world.stall = (n > 1).then_some((n - 1, delay));
+                        Some(delay)
+                    }
+                    _ => None,
+                }
+            };
+            if let Some(delay) = stall {
+                tokio::time::sleep(delay).await;
+            }
+            (StatusCode::OK, Json(response)).into_response()
+        }
         Err(error) => graph_error(&inner, &error),
     }
 }
@@ -682,6 +741,7 @@ fn accept(inner: &Shared, body: &Value) -> Result<Value, SimGraphError> {
     if is_template {
         world.check_template(&body["template"])?;
     }
+    world.accepted_at.push(now);
     let window_open = world.user(&key).window_open(now);
     let opted_out =
         is_template && world.user(&key).stopped_marketing && world.is_marketing(&body["template"]);
@@ -1151,6 +1211,16 @@ async fn review_templates(State(inner): State<Shared>) -> Response {
 async fn conversations(State(inner): State<Shared>) -> Response {
     let users: HashMap<String, User> = inner.world().users.clone().into_iter().collect();
     Json(json!({ "users": users })).into_response()
+}
+
+async fn throughput(State(inner): State<Shared>) -> Response {
+    let world = inner.world();
+    Json(json!({
+        "phone_number_id": inner.config.phone_number_id,
+        "accepted": world.accepted_at.len(),
+        "max_per_second": crate::world::most_in_any_second(&world.accepted_at),
+    }))
+    .into_response()
 }
 
 async fn deliveries(State(inner): State<Shared>) -> Response {

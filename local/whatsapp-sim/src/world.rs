@@ -481,9 +481,62 @@ pub struct World {
     pub inbound: HashMap<String, String>,
     /// Outbound wamids → user key.
     pub outbound: HashMap<String, String>,
+    /// When each message request was accepted, oldest first (for the most in any second).
+    pub accepted_at: Vec<Instant>,
+    /// A fault answering every message request while its count lasts (a switch, not a clock).
+    pub fault: Option<(Fault, u32)>,
+    /// The next this many accepted messages are answered only after this delay (longer than the
+    /// client's timeout: the message exists, the sender never learns its id).
+    pub stall: Option<(u32, std::time::Duration)>,
     limits: Limits,
     window: (Option<Instant>, u32),
     counter: u64,
+}
+
+/// A fault window of the message endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// 130429: throughput reached.
+    Throughput,
+    /// 131056: pair rate limit hit.
+    PairRate,
+    /// HTTP 500 without a Graph error body (a proxy's or a load balancer's answer).
+    ServerError,
+    /// 190: the access token expired.
+    TokenInvalid,
+}
+
+impl Fault {
+    /// The error answered, or `None` for a bare HTTP 500.
+    pub fn error(self) -> Option<SimGraphError> {
+        match self {
+            Self::Throughput => Some(SimGraphError::new(
+                130_429,
+                "Rate limit hit",
+                "Cloud API message throughput has been reached.",
+            )),
+            Self::PairRate => Some(SimGraphError::new(
+                131_056,
+                "(Business Account, Consumer Account) pair rate limit hit",
+                "Message failed to send because there were too many messages sent from this phone number to the same phone number in a short period of time.",
+            )),
+            Self::ServerError => None,
+            Self::TokenInvalid => Some(SimGraphError::token()),
+        }
+    }
+}
+
+/// The most instants of `sorted` within any window of one second (`[t, t + 1 s)`).
+pub fn most_in_any_second(sorted: &[Instant]) -> usize {
+    let mut most = 0;
+    let mut start = 0;
+    for (end, at) in sorted.iter().enumerate() {
+        while at.duration_since(sorted[start]) >= Duration::from_secs(1) {
+            start += 1;
+        }
+        most = most.max(end - start + 1);
+    }
+    most
 }
 
 impl World {
@@ -500,6 +553,9 @@ impl World {
             outage_requests: 0,
             inbound: HashMap::new(),
             outbound: HashMap::new(),
+            accepted_at: Vec::new(),
+            fault: None,
+            stall: None,
             limits,
             window: (None, 0),
             counter: 0,
@@ -741,6 +797,15 @@ mod tests {
 
     fn world(limits: Limits) -> World {
         World::new(default_templates(), limits)
+    }
+
+    #[test]
+    fn the_most_in_any_second_slides_over_second_boundaries() {
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let sends = [at(0), at(600), at(900), at(1100), at(1500), at(2600)];
+        assert_eq!(most_in_any_second(&sends), 4, "600, 900, 1100, 1500");
+        assert_eq!(most_in_any_second(&[]), 0);
     }
 
     #[test]

@@ -4,6 +4,7 @@ pub mod directory;
 pub mod dynamodb;
 pub mod expiry_ledger;
 pub mod orange_logic;
+pub mod sending;
 pub mod sent_lookup;
 pub mod sqs;
 pub mod sqs_json;

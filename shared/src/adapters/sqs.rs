@@ -174,8 +174,9 @@ impl InboundQueue for SqsInboundQueue {
 }
 
 /// Sends `batches` with at most `limits.in_flight` calls at once, all of them over before the
-/// budget ends. Fails on the first batch that fails: whatever was sent stays sent, and the
-/// sender's retry finds it deduplicated (FIFO deduplication ids, or the consumers' claims).
+/// budget ends, keeping each FIFO message group in order (see [`chains`]). Fails on the first
+/// batch that fails: whatever was sent stays sent, and the sender's retry finds it deduplicated
+/// (FIFO deduplication ids, or the consumers' claims).
 pub(crate) async fn send_batches(
     client: &aws_sdk_sqs::Client,
     queue_url: &str,
@@ -183,11 +184,70 @@ pub(crate) async fn send_batches(
     limits: SendLimits,
 ) -> Result<(), QueueError> {
     let until = limits.until();
-    futures::stream::iter(batches)
-        .map(|batch| send_batch(client, queue_url, batch, until, limits.call_timeout))
+    let chains: Vec<_> = chains(batches)
+        .into_iter()
+        .map(|chain| async move {
+            for batch in chain {
+                send_batch(client, queue_url, batch, until, limits.call_timeout).await?;
+            }
+            Ok::<(), QueueError>(())
+        })
+        .collect();
+    futures::stream::iter(chains)
         .buffer_unordered(limits.in_flight.max(1))
         .try_for_each(|()| std::future::ready(Ok(())))
         .await
+}
+
+/// Orders the sending of FIFO entries so that calls in flight at once never share a message
+/// group: SQS keeps the order of one group's entries within a call, not across concurrent calls.
+/// The entries are regrouped (stably) by message group and packed again, and the batches that
+/// share a group form a chain sent one after another; chains go concurrently. A notification of
+/// 3,000 items from 50 users becomes 50 chains of 6 calls, not one chain of 300.
+pub(crate) fn chains(
+    batches: Vec<Vec<SendMessageBatchRequestEntry>>,
+) -> Vec<Vec<Vec<SendMessageBatchRequestEntry>>> {
+    let mut entries: Vec<SendMessageBatchRequestEntry> = batches.into_iter().flatten().collect();
+    if entries.iter().all(|e| e.message_group_id.is_none()) {
+        // A standard queue: no order to keep, every batch on its own.
+        return pack(entries).into_iter().map(|b| vec![b]).collect();
+    }
+    entries.sort_by(|a, b| a.message_group_id.cmp(&b.message_group_id));
+    let batches = pack(entries);
+    // Union-find over batches sharing a group.
+    let mut parent: Vec<usize> = (0..batches.len()).collect();
+    fn root(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
+        }
+        i
+    }
+    let mut first: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for (i, batch) in batches.iter().enumerate() {
+        for group in batch.iter().filter_map(|e| e.message_group_id.as_deref()) {
+            match first.get(group) {
+                Some(&j) => {
+                    let (a, b) = (root(&mut parent, i), root(&mut parent, j));
+                    parent[a.max(b)] = a.min(b);
+                }
+                None => {
+                    first.insert(group, i);
+                }
+            }
+        }
+    }
+    let roots: Vec<usize> = (0..batches.len()).map(|i| root(&mut parent, i)).collect();
+    let mut chains: Vec<Vec<Vec<SendMessageBatchRequestEntry>>> = Vec::new();
+    let mut chain_of: std::collections::HashMap<usize, usize> = std::collections::HashMap::new();
+    for (batch, r) in batches.into_iter().zip(roots) {
+        let at = *chain_of.entry(r).or_insert_with(|| {
+            chains.push(Vec::new());
+            chains.len() - 1
+        });
+        chains[at].push(batch);
+    }
+    chains
 }
 
 async fn send_batch(
@@ -289,6 +349,64 @@ mod tests {
     use super::*;
     use crate::domain::inbound::{ENVELOPE_VERSION, InboundKind};
     use crate::error::Retryable;
+
+    fn fifo_entry(group: &str, n: usize) -> SendMessageBatchRequestEntry {
+        SendMessageBatchRequestEntry::builder()
+            .id("x")
+            .message_body(format!("{group}:{n}"))
+            .message_group_id(group)
+            .message_deduplication_id(format!("{group}-{n}"))
+            .build()
+            .expect("entry")
+    }
+
+    #[test]
+    fn calls_in_flight_at_once_never_share_a_message_group_and_each_group_keeps_its_order() {
+        // 50 users, 60 items each, interleaved as a notification brings them.
+        let entries: Vec<_> = (0..60)
+            .flat_map(|n| (0..50).map(move |u| fifo_entry(&format!("user-{u:02}"), n)))
+            .collect();
+        let chains = chains(pack(entries));
+        assert_eq!(chains.len(), 50, "one chain per user");
+        let mut groups_seen: std::collections::HashMap<String, usize> = Default::default();
+        for (c, chain) in chains.iter().enumerate() {
+            let mut order: std::collections::HashMap<String, Vec<usize>> = Default::default();
+            for entry in chain.iter().flatten() {
+                let group = entry.message_group_id.clone().expect("group");
+                assert_eq!(
+                    *groups_seen.entry(group.clone()).or_insert(c),
+                    c,
+                    "a group in one chain only"
+                );
+                let n = entry
+                    .message_body
+                    .split(':')
+                    .nth(1)
+                    .and_then(|n| n.parse().ok())
+                    .expect("n");
+                order.entry(group).or_default().push(n);
+            }
+            for (group, ns) in order {
+                assert_eq!(ns, (0..60).collect::<Vec<_>>(), "{group} in order");
+            }
+            assert!(chain.iter().all(|b| b.len() <= 10));
+        }
+    }
+
+    #[test]
+    fn a_standard_queue_sends_every_batch_on_its_own() {
+        let entries: Vec<_> = (0..25)
+            .map(|n| {
+                SendMessageBatchRequestEntry::builder()
+                    .id("x")
+                    .message_body(n.to_string())
+                    .build()
+                    .expect("entry")
+            })
+            .collect();
+        let chains = chains(pack(entries));
+        assert_eq!(chains.iter().map(Vec::len).collect::<Vec<_>>(), [1, 1, 1]);
+    }
 
     trait UnavailableExt {
         fn is_retryable_unavailable(&self) -> bool;

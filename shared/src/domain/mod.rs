@@ -8,3 +8,4 @@ pub mod inbound;
 pub mod opt_out;
 pub mod outbound;
 pub mod routing;
+pub mod sending;

@@ -5,3 +5,5 @@ pub mod dam_webhook;
 pub mod detect_changes;
 pub mod rights_expiry;
 pub mod route_inbound;
+pub mod send_message;
+pub mod track_delivery;

@@ -432,11 +432,13 @@ where
                 // A redelivery of the message that took it, whose reply failed to queue.
                 .is_some_and(|c| c.courtesy_reply_at_ms == Some(inbound.at_ms));
         if reply {
+            // The key names the window, not the message: messages of the same second, and
+            // redeliveries, all ask for the same reply, which the sender sends once.
             let request = self.reply(
                 inbound,
                 MessageFlow::Conversation,
-                inbound.item.key.clone(),
-                "courtesy".into(),
+                format!("courtesy@{}", inbound.number.as_str()),
+                inbound.at_ms.to_string(),
                 &self.settings.courtesy_text,
             );
             self.outbound.enqueue(&[request]).await?;
@@ -802,6 +804,23 @@ mod tests {
         );
         assert_eq!(router.outbound.events().len(), 1);
         assert_eq!(router.routes.keys_on(Destination::Unrouted), ["wamid.H1"]);
+    }
+
+    #[tokio::test]
+    async fn two_messages_in_the_same_second_from_an_unknown_sender_ask_for_one_courtesy_reply() {
+        let router = router();
+        for id in ["wamid.S1", "wamid.S2"] {
+            handle(&router, &text(id, INTERNAL, 1_764_000_000, "hi?"))
+                .await
+                .expect("handled");
+        }
+        let keys: std::collections::BTreeSet<_> = router
+            .outbound
+            .events()
+            .into_iter()
+            .map(|r| r.key.encode())
+            .collect();
+        assert_eq!(keys.len(), 1, "one send key, so the sender sends one reply");
     }
 
     #[tokio::test]

@@ -152,7 +152,7 @@ impl WhatsAppClient {
             .connect_timeout(Duration::from_secs(5))
             .read_timeout(config.timeout)
             .build()
-            .map_err(ApiError::Transport)?;
+            .map_err(|e| ApiError::Transport(e.without_url()))?;
         Ok(Self {
             http,
             config,
@@ -237,7 +237,7 @@ impl WhatsAppClient {
             .body(body)
             .send()
             .await
-            .map_err(ApiError::Transport)?;
+            .map_err(|e| ApiError::Transport(e.without_url()))?;
         let parsed: IdResponse = read_json(response).await?;
         Ok(parsed.id)
     }
@@ -259,7 +259,7 @@ impl WhatsAppClient {
             .json(body)
             .send()
             .await
-            .map_err(ApiError::Transport)?;
+            .map_err(|e| ApiError::Transport(e.without_url()))?;
         read_json(response).await
     }
 
@@ -274,7 +274,7 @@ impl WhatsAppClient {
             .timeout(self.config.timeout)
             .send()
             .await
-            .map_err(ApiError::Transport)?;
+            .map_err(|e| ApiError::Transport(e.without_url()))?;
         read_json(response).await
     }
 }
@@ -284,7 +284,10 @@ pub(crate) async fn read_json<T: serde::de::DeserializeOwned>(
     response: reqwest::Response,
 ) -> Result<T, ApiError> {
     let status = response.status().as_u16();
-    let body = response.bytes().await.map_err(ApiError::Transport)?;
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| ApiError::Transport(e.without_url()))?;
     error_for_status(status, &body)?;
     serde_json::from_slice(&body).map_err(|source| ApiError::UnexpectedBody { status, source })
 }

@@ -2,15 +2,18 @@
 //! what happened, step by step. Run it with `./local/demo.sh`.
 #![allow(clippy::print_stdout)]
 
-#[path = "demo/rights_expiry.rs"]
-mod rights_expiry;
-
 use aws_sdk_sqs::types::QueueAttributeName;
 use local::moto::Moto;
 use local::stack::{LocalStack, Options};
 use shared::domain::inbound::InboundItem;
 
+mod conversation;
+mod rights_expiry;
+
 const APP_SECRET: &str = "local-app-secret-change-me";
+/// The notifications / field / sharing number of `local/connector.yaml`.
+const NOTIFICATIONS_NUMBER: &str = "109876543210987";
+const PSEUDONYM_KEY: &str = "local-pseudonym-key-0123456789abcdef0123";
 const VERIFY_TOKEN: &str = "local-verify-token";
 
 #[tokio::main]
@@ -55,6 +58,9 @@ async fn main() -> anyhow::Result<()> {
         &shared::pseudonym::Pseudonymizer::new(&secrets.pseudonym_key),
     )
     .await?;
+
+    let live = Live::start(&moto.endpoint, &format!("live{}", std::process::id()), &dam).await?;
+    conversation::play(&live).await?;
     println!("\nDemo finished: every step above ran through the real Lambda handlers on moto.");
     Ok(())
 }
@@ -374,4 +380,131 @@ async fn queue_depth(stack: &LocalStack, queue: &str) -> anyhow::Result<usize> {
         .values()
         .filter_map(|v| v.parse::<usize>().ok())
         .sum())
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// A stack whose consumers all poll in the background, its sender pointed at a WhatsApp simulator
+/// whose webhooks come back through the edge: messages flow by themselves, as deployed.
+struct Live {
+    stack: LocalStack,
+    whatsapp: whatsapp_sim::Simulator,
+    pseudonyms: shared::pseudonym::Pseudonymizer,
+}
+
+impl Live {
+    async fn start(
+        moto: &str,
+        name: &str,
+        dam: &orange_logic_sim::Simulator,
+    ) -> anyhow::Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let mut options = Options::new(name);
+        options.orange_logic_url = Some(dam.url());
+        options.graph_base_url = Some(format!("http://127.0.0.1:{port}"));
+        options.run_queues = true;
+        let stack = LocalStack::start(moto, options).await?;
+        let mut config = whatsapp_sim::SimConfig::new("local-graph-token", APP_SECRET);
+        config.addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        config.callback_url = Some(stack.url("/whatsapp/webhook"));
+        config.templates.extend(whatsapp_sim::catalogue_templates(
+            &local::moto::workspace_root().join("templates"),
+        ));
+        let whatsapp = whatsapp_sim::Simulator::start(config).await?;
+        Ok(Self {
+            stack,
+            whatsapp,
+            pseudonyms: shared::pseudonym::Pseudonymizer::new(&shared::secrets::Secret::new(
+                PSEUDONYM_KEY,
+            )),
+        })
+    }
+
+    fn pseudonym(&self, digits: &str) -> shared::pseudonym::UserPseudonym {
+        self.pseudonyms.pseudonym(digits)
+    }
+
+    /// What the phone of `digits` shows, oldest first.
+    fn lines(&self, digits: &str) -> Vec<whatsapp_sim::world::ConversationLine> {
+        self.whatsapp
+            .users()
+            .into_iter()
+            .filter(|u| u.wa_id.as_deref() == Some(digits))
+            .flat_map(|u| u.lines)
+            .collect()
+    }
+
+    fn print_phone(&self, digits: &str) {
+        for line in self.lines(digits) {
+            let who = if line.direction == "in" {
+                "them"
+            } else {
+                "us  "
+            };
+            println!(
+                "   {who} {:<9} {:<10} {}",
+                line.kind, line.status, line.summary
+            );
+        }
+    }
+
+    /// Waits (at most 20 s) until `done` holds, as messages travel through the queues.
+    async fn settle(&self, done: impl Fn() -> bool) {
+        for _ in 0..200 {
+            if done() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        // Let any reply still in flight land, so nothing is missed or printed twice.
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+
+    /// Polls `probe` (at most 20 s) until it finds something.
+    async fn wait_for<T, F: std::future::Future<Output = Option<T>>>(
+        &self,
+        probe: impl Fn() -> F,
+    ) -> Option<T> {
+        for _ in 0..200 {
+            if let Some(found) = probe().await {
+                return Some(found);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        None
+    }
+
+    /// Meta's status webhooks for `message_id`, one POST each, in the order given.
+    async fn meta_status(
+        &self,
+        message_id: &str,
+        digits: &str,
+        statuses: &[&str],
+    ) -> anyhow::Result<()> {
+        let meta = local::whatsapp_meta::MetaWebhookSender::new(
+            self.stack.url("/whatsapp/webhook"),
+            APP_SECRET,
+        );
+        for (i, status) in statuses.iter().enumerate() {
+            let timestamp = now_ms() / 1000 + i64::try_from(i).unwrap_or(0);
+            let body = serde_json::json!({
+                "object": "whatsapp_business_account",
+                "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": {
+                    "messaging_product": "whatsapp",
+                    "metadata": {"display_phone_number": "15550783881", "phone_number_id": NOTIFICATIONS_NUMBER},
+                    "statuses": [{"id": message_id, "status": status, "timestamp": timestamp.to_string(),
+                                  "recipient_id": digits}]
+                }}]}]
+            });
+            meta.deliver(body.to_string().as_bytes()).await?;
+        }
+        Ok(())
+    }
 }

@@ -1,0 +1,8 @@
+//! The Lambda entry point: everything is wired by the library's `Lambda`.
+// The sender's and tracker's futures nest deeply (batch runner, flow, adapters).
+#![recursion_limit = "256"]
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    shared::lambda::function::run::<send_whatsapp_message::Lambda>().await
+}
