@@ -551,6 +551,13 @@ pub struct UgcRouting {
 pub struct Alerts {
     /// Days before expiry at which owners and legal hear about it, e.g. `[30, 7, 1]`.
     pub expiry_windows_days: Vec<u32>,
+    /// The status "remove from use" sets on an expiring asset; none: the action is not offered.
+    #[serde(default)]
+    pub withdrawn_status: Option<String>,
+    /// Asset links in alerts: this prefix followed by the RecordID; none: the instance's base URL
+    /// followed by `/AssetLink/` (unverified: set what your instance's asset pages use).
+    #[serde(default)]
+    pub asset_link_prefix: Option<String>,
 }
 
 /// A document that cannot be used, with every problem named by its key.

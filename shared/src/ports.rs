@@ -646,3 +646,130 @@ pub trait ReviewStore: Send + Sync {
         version: &str,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
+
+use crate::domain::expiry::{AlertWindow, PendingAlert};
+
+/// Assets whose `field` (a date) falls between `from` and `to` (both inclusive), optionally only
+/// those whose `status_field` holds `status`, sorted on `field` ascending.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndingQuery {
+    /// The date field (expiry or licence end).
+    pub field: String,
+    /// Earliest date.
+    pub from: DamInstant,
+    /// Latest date.
+    pub to: DamInstant,
+    /// Only assets with this status (`status_field`, value).
+    pub status: Option<(String, String)>,
+}
+
+/// The DAM as the rights-expiry flow searches and writes it.
+pub trait ExpiryCatalogue: Send + Sync {
+    /// Assets matching `query`, one page at a time, with the fields the flow reads. The stream
+    /// ends with an error when the search is cut (page cap, time): callers resume from the last
+    /// date they handled.
+    fn ending_between(
+        &self,
+        query: EndingQuery,
+    ) -> impl futures::Stream<Item = Result<Vec<AssetSnapshot>, DamError>> + Send + '_;
+
+    /// One asset's current metadata; `None` when it no longer exists.
+    fn read(
+        &self,
+        id: &AssetId,
+    ) -> impl Future<Output = Result<Option<AssetSnapshot>, DamError>> + Send;
+
+    /// The first `limit` assets whose fields equal every `(field, value)` of `criteria`.
+    fn matching(
+        &self,
+        criteria: &[(String, String)],
+        limit: u8,
+    ) -> impl Future<Output = Result<Vec<AssetSnapshot>, DamError>> + Send;
+
+    /// Appends one line to the asset's comment log.
+    fn append_comment(
+        &self,
+        id: &AssetId,
+        line: &str,
+    ) -> impl Future<Output = Result<(), DamError>> + Send;
+
+    /// Sets one field of the asset.
+    fn set_field(
+        &self,
+        id: &AssetId,
+        field: &str,
+        value: &str,
+    ) -> impl Future<Output = Result<(), DamError>> + Send;
+}
+
+/// One alert of one asset in one window, for one end date, and who it went to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertRecord {
+    /// The asset.
+    pub asset: AssetId,
+    /// The window.
+    pub window: AlertWindow,
+    /// The end date alerted, canonical.
+    pub ends: String,
+    /// Its recipients.
+    pub recipients: Vec<UserPseudonym>,
+}
+
+/// Where an unfinished scan stands: the instant it scans as of, the window range it was in and
+/// the last end date it handled there.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ScanCursor {
+    /// The scan's "now", Unix seconds (kept across invocations so windows stay put).
+    pub as_of: i64,
+    /// Index of the search (window range × date field) in progress.
+    pub step: usize,
+    /// The last end date handled in that search, canonical.
+    #[serde(default)]
+    pub after: Option<String>,
+}
+
+/// Flow 3's own table: alerts recorded once, alerts waiting in digests, the scan cursor.
+pub trait ExpiryLedger: Send + Sync {
+    /// Records `alert` and its `pending` digest entries in one conditional write; `false` (and
+    /// nothing written) when this asset, window and end date were already alerted.
+    fn record_alert(
+        &self,
+        alert: &AlertRecord,
+        pending: &[PendingAlert],
+        expires_at: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Every alert waiting to go out in a digest.
+    fn pending(&self) -> impl Future<Output = Result<Vec<PendingAlert>, StoreError>> + Send;
+
+    /// Removes digest entries (sent, or cancelled).
+    fn drop_pending(
+        &self,
+        alerts: &[PendingAlert],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The alerts recorded for `asset`.
+    fn alerts_of(
+        &self,
+        asset: &AssetId,
+    ) -> impl Future<Output = Result<Vec<AlertRecord>, StoreError>> + Send;
+
+    /// Whether the action `key` (a wamid and the action) was already carried out.
+    fn action_done(&self, key: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Remembers that the action `key` was carried out, until `expires_at` (Unix seconds).
+    fn mark_action_done(
+        &self,
+        key: &str,
+        expires_at: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The unfinished scan, if any.
+    fn cursor(&self) -> impl Future<Output = Result<Option<ScanCursor>, StoreError>> + Send;
+
+    /// Saves (`Some`) or clears (`None`) the unfinished scan.
+    fn save_cursor(
+        &self,
+        cursor: Option<&ScanCursor>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}

@@ -11,6 +11,7 @@ mod log_hygiene;
 mod orange_logic_client;
 mod queue_runner;
 mod review;
+mod rights_expiry;
 mod route_inbound;
 mod send_message;
 mod sender_support;

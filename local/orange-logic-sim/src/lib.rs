@@ -669,6 +669,12 @@ impl Simulator {
     /// Adds `count` synthetic assets (deterministic for a `seed`) spread over 50 folders, with
     /// statuses, campaigns, regions, expiry dates and edit dates over the past year.
     pub fn generate(&self, count: usize, seed: u64) -> usize {
+        self.generate_with(count, seed, 2026)
+    }
+
+    /// [`Simulator::generate`] with expiry dates spread over the three years from
+    /// `first_expiry_year` (a catalogue whose rights all end after a given year).
+    pub fn generate_with(&self, count: usize, seed: u64, first_expiry_year: u64) -> usize {
         let statuses = [
             "Draft",
             "Ready for Review",
@@ -702,7 +708,10 @@ impl Simulator {
                 ("Custom.Region", regions[next(4) as usize].to_owned()),
                 (
                     "CoreField.ExpirationDate",
-                    format!("{}-{month:02}-{day:02}T00:00:00", 2026 + next(3)),
+                    format!(
+                        "{}-{month:02}-{day:02}T00:00:00",
+                        first_expiry_year + next(3)
+                    ),
                 ),
                 (
                     "CoreField.EditDate",

@@ -262,6 +262,9 @@ pub enum UpdateError {
     NotADate { field: String },
 }
 
+/// Date field → (instant, RecordID), sorted.
+type DateIndex = BTreeMap<String, Vec<(Timestamp, String)>>;
+
 /// The DAM's content.
 #[derive(Debug, Default)]
 pub struct Store {
@@ -286,6 +289,10 @@ pub struct Store {
     pub generation: u64,
     /// The clock: set by the simulator before each mutation (UTC `yyyy-MM-ddTHH:mm:ss`).
     pub now: String,
+    /// Date fields' values sorted by instant, built on the first date-range search after a change
+    /// (the store generation it was built at): a range search then reads only its matches, as a
+    /// search index would, instead of every asset.
+    date_index: std::sync::Mutex<Option<(u64, DateIndex)>>,
 }
 
 impl Store {
@@ -658,6 +665,54 @@ impl Store {
             || self.is_date(field)
     }
 
+    /// RecordIDs whose `field` holds an instant within the bounds, from the date index.
+    fn indexed(
+        &self,
+        field: &str,
+        from: Option<Timestamp>,
+        to: Option<Timestamp>,
+    ) -> Option<Vec<String>> {
+        let name = self
+            .canonical(field)
+            .filter(|f| self.date_fields.contains(f))?;
+        let mut guard = self
+            .date_index
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if guard
+            .as_ref()
+            .is_none_or(|(generation, _)| *generation != self.generation)
+        {
+            let mut index: DateIndex = BTreeMap::new();
+            for asset in self.assets.values() {
+                for date in &self.date_fields {
+                    if let Some(at) = asset.field(date).and_then(parse_stored) {
+                        index
+                            .entry(date.clone())
+                            .or_default()
+                            .push((at, asset.record_id.clone()));
+                    }
+                }
+            }
+            for values in index.values_mut() {
+                values.sort();
+            }
+            *guard = Some((self.generation, index));
+        }
+        let values = guard.as_ref().and_then(|(_, index)| index.get(&name));
+        let Some(values) = values else {
+            return Some(Vec::new());
+        };
+        let start = from.map_or(0, |at| values.partition_point(|(v, _)| *v < at));
+        let end = to.map_or(values.len(), |at| values.partition_point(|(v, _)| *v <= at));
+        Some(
+            values[start..end.max(start)]
+                .iter()
+                .map(|(_, id)| id.clone())
+                .collect(),
+        )
+    }
+
     /// Assets matching `query`, in RecordID order. Date ranges must use the documented format.
     pub fn search<'a>(&'a self, query: &Query) -> Result<Vec<&'a Asset>, QueryError> {
         let mut bounds = Vec::new();
@@ -675,9 +730,47 @@ impl Store {
                 bounds.push(None);
             }
         }
-        Ok(self
-            .assets
-            .values()
+        // A date range narrows the candidates through the index; every criterion is still checked.
+        let ranged =
+            query
+                .0
+                .iter()
+                .zip(&bounds)
+                .find_map(|(criterion, bound)| match (criterion, bound) {
+                    (Criterion::AtLeast(field, _) | Criterion::AtMost(field, _), Some(_)) => {
+                        Some(field.clone())
+                    }
+                    _ => None,
+                });
+        let candidates: Vec<&Asset> = match ranged.as_deref().and_then(|field| {
+            let bound_of = |at_least: bool| {
+                query.0.iter().zip(&bounds).find_map(|(criterion, bound)| {
+                    match (criterion, bound) {
+                        (Criterion::AtLeast(f, _), Some(at))
+                            if at_least && f.eq_ignore_ascii_case(field) =>
+                        {
+                            Some(*at)
+                        }
+                        (Criterion::AtMost(f, _), Some(at))
+                            if !at_least && f.eq_ignore_ascii_case(field) =>
+                        {
+                            Some(*at)
+                        }
+                        _ => None,
+                    }
+                })
+            };
+            self.indexed(field, bound_of(true), bound_of(false))
+        }) {
+            Some(mut ids) => {
+                ids.sort();
+                ids.dedup();
+                ids.iter().filter_map(|id| self.assets.get(id)).collect()
+            }
+            None => self.assets.values().collect(),
+        };
+        Ok(candidates
+            .into_iter()
             .filter(|asset| {
                 query.0.iter().zip(&bounds).all(|(criterion, bound)| {
                     let value_of = |field: &str| self.search_value(asset, field);

@@ -78,6 +78,7 @@ fn registry() -> Vec<Registration> {
         register::<notify_review_request::Lambda>(),
         register::<alert_asset_issue::Lambda>(),
         register::<ingest_field_media::Lambda>(),
+        register::<scan_rights_expiry::Lambda>(),
     ]
 }
 

@@ -69,7 +69,17 @@ pub struct LocalStack {
     pub malware_scanner: Option<Arc<MalwareScanner>>,
     consumers: Vec<Consumer>,
     schedules: Vec<Scheduled>,
+    invokers: BTreeMap<String, Invoker>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// A started function and its timeout, invoked by hand.
+struct Invoker(functions::InvokeFn, Duration);
+
+impl std::fmt::Debug for Invoker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Invoker(timeout {:?})", self.1)
+    }
 }
 
 impl Drop for LocalStack {
@@ -131,6 +141,7 @@ impl LocalStack {
         let mut routes = Vec::new();
         let mut consumers = Vec::new();
         let mut schedules = Vec::new();
+        let mut invokers = BTreeMap::new();
         for function in &template.functions {
             let mut vars: BTreeMap<String, String> = function
                 .environment
@@ -153,6 +164,10 @@ impl LocalStack {
                 .await
                 .with_context(|| format!("starting {}", function.logical_id))?;
             let timeout = Duration::from_secs(function.timeout_seconds);
+            invokers.insert(
+                function.logical_id.clone(),
+                Invoker(Arc::clone(&invoke), timeout),
+            );
             for (method, path) in &function.http_events {
                 routes.push(Route {
                     method: method.clone(),
@@ -214,6 +229,7 @@ impl LocalStack {
             malware_scanner,
             consumers,
             schedules,
+            invokers,
             tasks,
         })
     }
@@ -226,6 +242,20 @@ impl LocalStack {
             .find(|s| s.function == logical_id)
             .with_context(|| format!("no scheduled function {logical_id}"))?;
         (scheduled.handler)().await
+    }
+
+    /// Invokes the function `logical_id` with `payload`, as `aws lambda invoke` would (a schedule
+    /// fired with another input, a hand-made event); returns its answer.
+    pub async fn invoke(
+        &self,
+        logical_id: &str,
+        payload: serde_json::Value,
+    ) -> anyhow::Result<serde_json::Value> {
+        let Invoker(invoke, timeout) = self
+            .invokers
+            .get(logical_id)
+            .with_context(|| format!("no function {logical_id}"))?;
+        invoke(payload, tokio::time::Instant::now() + *timeout).await
     }
 
     /// `http://127.0.0.1:PORT` + `path` on the HTTP front.

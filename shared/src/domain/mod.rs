@@ -3,6 +3,7 @@
 pub mod contact;
 pub mod dam;
 pub mod directory_csv;
+pub mod expiry;
 pub mod field_ingest;
 pub mod inbound;
 pub mod opt_out;

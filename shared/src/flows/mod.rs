@@ -7,6 +7,7 @@ pub mod detect_changes;
 pub mod field_ingest;
 pub mod issue_alert;
 pub mod review_request;
+pub mod rights_expiry;
 pub mod route_inbound;
 pub mod send_message;
 pub mod track_delivery;

@@ -12,6 +12,7 @@
 mod answer;
 pub mod connect;
 pub mod error;
+pub mod expiry;
 mod folders;
 pub mod source;
 

@@ -10,6 +10,7 @@ use shared::domain::inbound::InboundItem;
 mod conversation;
 mod field_ingest;
 mod review;
+mod rights_expiry;
 
 const APP_SECRET: &str = "local-app-secret-change-me";
 /// The notifications / field / sharing number of `local/connector.yaml`.
@@ -51,6 +52,16 @@ async fn main() -> anyhow::Result<()> {
     whatsapp_cloud_api(&stack).await?;
     dam_change_detection(&stack, &dam).await?;
     review::play(&stack, &dam, APP_SECRET).await?;
+    let secrets = shared::secrets::ConnectorSecrets::from_json(&std::fs::read_to_string(
+        local::moto::workspace_root().join("local/secrets.json"),
+    )?)?;
+    rights_expiry::chapter(
+        &stack,
+        &dam,
+        &shared::pseudonym::Pseudonymizer::new(&secrets.pseudonym_key),
+    )
+    .await?;
+
     let live = Live::start(&moto.endpoint, &format!("live{}", std::process::id()), &dam).await?;
     conversation::play(&live).await?;
     field_ingest::play(&moto.endpoint).await?;
