@@ -8,10 +8,9 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use serde::Deserialize;
 use shared::adapters::directory::DynamoContactDirectory;
 use shared::adapters::expiry_ledger::DynamoExpiryLedger;
+use shared::adapters::orange_logic::connect::{self, ConnectError, OrangeLogicLocation};
 use shared::adapters::orange_logic::expiry::OrangeLogicExpiryCatalogue;
-use shared::adapters::orange_logic::{
-    Auth, OrangeLogicClient, OrangeLogicError, Settings, TOKEN_PATH,
-};
+use shared::adapters::orange_logic::{OrangeLogicClient, OrangeLogicError};
 use shared::adapters::sqs_json::{SqsJsonQueue, SqsOutboundQueue};
 use shared::adapters::sqs_records::SqsRecordQueues;
 use shared::config::{ConfigError, Env};
@@ -33,15 +32,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// How Orange Logic is authenticated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthMode {
-    /// OAuth2 client credentials: `ORANGE_LOGIC_CLIENT_ID` + the secret `orange_logic_client_secret`.
-    ClientCredentials,
-    /// A non-expiring bearer token: the secret `orange_logic_client_secret` is the token.
-    Bearer,
-}
-
 /// Settings read at cold start.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -53,12 +43,8 @@ pub struct Config {
     pub outbound_queue_url: String,
     /// The dead-letter queue of `rights-expiry.fifo`.
     pub dead_letter_queue_url: String,
-    /// `https://customer.orangelogic.com`.
-    pub orange_logic_base_url: String,
-    /// Authentication mode.
-    pub auth_mode: AuthMode,
-    /// OAuth client id (client credentials only).
-    pub orange_logic_client_id: String,
+    /// The Orange Logic instance and how to authenticate.
+    pub orange_logic: OrangeLogicLocation,
     /// How far back ended rights of assets still approved are searched, days.
     pub expired_lookback_days: u32,
     /// Where the connector configuration is.
@@ -80,22 +66,7 @@ impl Config {
         let contacts_table = env.required("CONTACTS_TABLE");
         let outbound_queue_url = env.required("OUTBOUND_QUEUE_URL");
         let dead_letter_queue_url = env.required("DEAD_LETTER_QUEUE_URL");
-        let orange_logic_base_url = env.required("ORANGE_LOGIC_BASE_URL");
-        let auth_mode = match env.optional("ORANGE_LOGIC_AUTH").as_deref() {
-            None | Some("client_credentials") => AuthMode::ClientCredentials,
-            Some("bearer") => AuthMode::Bearer,
-            Some(other) => {
-                env.invalid(
-                    "ORANGE_LOGIC_AUTH",
-                    format!("{other:?} is neither client_credentials nor bearer"),
-                );
-                AuthMode::ClientCredentials
-            }
-        };
-        let orange_logic_client_id = match auth_mode {
-            AuthMode::ClientCredentials => env.required("ORANGE_LOGIC_CLIENT_ID"),
-            AuthMode::Bearer => String::new(),
-        };
+        let orange_logic = OrangeLogicLocation::from_env(&mut env);
         let expired_lookback_days = env.parsed_or("EXPIRED_LOOKBACK_DAYS", 90_u32);
         let connector_config = ConnectorConfigLocation::from_env(&mut env);
         let secrets = SecretsLocation::from_env(&mut env);
@@ -105,9 +76,7 @@ impl Config {
             contacts_table,
             outbound_queue_url,
             dead_letter_queue_url,
-            orange_logic_base_url,
-            auth_mode,
-            orange_logic_client_id,
+            orange_logic,
             expired_lookback_days,
             connector_config,
             secrets,
@@ -132,9 +101,9 @@ pub enum StartError {
     /// Connector configuration unavailable or invalid.
     #[error("scan-rights-expiry cannot load the connector configuration")]
     ConnectorConfig(#[from] ConnectorConfigError),
-    /// No Orange Logic secret.
-    #[error("scan-rights-expiry needs `orange_logic_client_secret` in the connector secrets")]
-    NoOrangeLogicSecret,
+    /// No Orange Logic secret, or the client could not be built.
+    #[error("scan-rights-expiry cannot connect to Orange Logic")]
+    OrangeLogic(#[from] ConnectError),
     /// The instance's time zone is unknown (reported by the configuration check first).
     #[error("scan-rights-expiry: dam.dates.time_zone is not a known time zone")]
     TimeZone,
@@ -181,25 +150,12 @@ pub fn settings(
 pub async fn connect(config: &Config, aws: &aws_config::SdkConfig) -> Result<Deps, StartError> {
     let secrets = config.secrets.load(aws).await?;
     let connector = config.connector_config.load(aws).await?;
-    let secret = secrets
-        .orange_logic_client_secret
-        .filter(|s| !s.expose().is_empty())
-        .ok_or(StartError::NoOrangeLogicSecret)?;
-    let auth = match config.auth_mode {
-        AuthMode::ClientCredentials => Auth::ClientCredentials {
-            token_path: TOKEN_PATH.into(),
-            client_id: config.orange_logic_client_id.clone(),
-            client_secret: secret,
-        },
-        AuthMode::Bearer => Auth::StaticBearer(secret),
-    };
-    let mut client_settings =
-        Settings::new(&config.orange_logic_base_url, auth).with_dam(&connector.dam);
+    let mut client_settings = connect::settings(&config.orange_logic, &secrets, &connector)?;
     // The flow writes comments and statuses: muted, so they do not come back as webhooks.
     client_settings.mute_webhook_topics = Some("*".into());
     let settings = settings(
         &connector,
-        &config.orange_logic_base_url,
+        &config.orange_logic.base_url,
         config.expired_lookback_days,
     )?;
     let client = Arc::new(OrangeLogicClient::new(client_settings)?);

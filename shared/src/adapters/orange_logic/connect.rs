@@ -57,12 +57,13 @@ pub enum ConnectError {
     Client(#[from] OrangeLogicError),
 }
 
-/// The client, once per cold start.
-pub fn client(
+/// The client's settings: where, as whom, and the instance's field map and dates; a flow adjusts
+/// them (e.g. muting its own writes' webhooks) before making the client.
+pub fn settings(
     location: &OrangeLogicLocation,
     secrets: &ConnectorSecrets,
     connector: &ConnectorConfig,
-) -> Result<Arc<OrangeLogicClient>, ConnectError> {
+) -> Result<Settings, ConnectError> {
     let secret = secrets
         .orange_logic_client_secret
         .clone()
@@ -77,6 +78,16 @@ pub fn client(
             client_secret: secret,
         }
     };
-    let settings = Settings::new(&location.base_url, auth).with_dam(&connector.dam);
-    Ok(Arc::new(OrangeLogicClient::new(settings)?))
+    Ok(Settings::new(&location.base_url, auth).with_dam(&connector.dam))
+}
+
+/// The client, once per cold start.
+pub fn client(
+    location: &OrangeLogicLocation,
+    secrets: &ConnectorSecrets,
+    connector: &ConnectorConfig,
+) -> Result<Arc<OrangeLogicClient>, ConnectError> {
+    Ok(Arc::new(OrangeLogicClient::new(settings(
+        location, secrets, connector,
+    )?)?))
 }
