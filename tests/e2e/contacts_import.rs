@@ -1,8 +1,8 @@
-//! `connector-admin contacts import / export` against the DynamoDB directory on moto: a file with
+//! `connector contacts import / export` against the DynamoDB directory on moto: a file with
 //! one bad row reports that line and imports nothing; `--skip-bad-rows` imports the rest; an export
 //! imports back; 10,000 contacts import (the time is printed for BENCHMARKS.md, never asserted).
 
-use connector_admin::contacts_cmd::{self, ImportOptions};
+use connector::contacts_cmd::{self, ImportOptions};
 use e2e::TestEnv;
 use shared::adapters::directory::DynamoContactDirectory;
 use shared::domain::contact::Role;

@@ -1,9 +1,9 @@
-//! Templates as code against the simulator: `connector-admin templates submit` and `status` show
+//! Templates as code against the simulator: `connector templates submit` and `status` show
 //! PENDING, then APPROVED or REJECTED with Meta's reason; the simulator refuses what Meta refuses;
 //! an approved submission is sendable with the values its file documents.
 
-use connector_admin::graph::{GraphTarget, TemplateApi};
-use connector_admin::templates_cmd;
+use connector::graph::{GraphTarget, TemplateApi};
+use connector::templates_cmd;
 use e2e::APP_SECRET;
 use serde_json::json;
 use shared::secrets::Secret;
@@ -46,7 +46,7 @@ async fn simulator_with(config: SimConfig) -> (Simulator, TemplateApi) {
     (sim, api)
 }
 
-fn line<'a>(report: &'a connector_admin::report::Report, prefix: &str) -> &'a str {
+fn line<'a>(report: &'a connector::report::Report, prefix: &str) -> &'a str {
     report
         .lines
         .iter()

@@ -1,6 +1,6 @@
 //! The contact directory as CSV: parsing and checking an import file row by row (every bad row
 //! reported with its line number and reason), and writing the export. Pure: the command that
-//! reads files and writes through `ContactDirectory` lives in `tools/connector-admin`.
+//! reads files and writes through `ContactDirectory` lives in `tools/connector`.
 //!
 //! Columns: `phone` (E.164 or BSUID, required), `name`, `roles` (`;`-separated), `regions`
 //! (`;`-separated), `language`, `time_zone` (IANA), `quiet_hours` (`22:00-07:00`), `project_tag`,

@@ -1,14 +1,14 @@
-//! The `connector-admin` binary itself: exit statuses and what it prints.
+//! The `connector` binary itself: exit statuses and what it prints.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn admin(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_connector-admin"))
+    Command::new(env!("CARGO_BIN_EXE_connector"))
         .args(args)
         .env_remove("CONNECTOR_CONFIG_FILE")
         .output()
-        .expect("run connector-admin")
+        .expect("run connector")
 }
 
 fn repository() -> PathBuf {
@@ -53,7 +53,7 @@ fn the_repository_catalogue_validates_against_the_local_configuration() {
 
 #[test]
 fn a_broken_placeholder_is_reported_by_file_and_field_and_fails_the_command() {
-    let dir = std::env::temp_dir().join(format!("connector-admin-cli-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("connector-cli-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     copy_dir(&repository().join("templates"), &dir);
     let file = dir.join("content_receipt/en_US.yaml");

@@ -1,4 +1,4 @@
-//! `connector-admin`: the operator's command. Templates as code (`templates validate | submit |
+//! `connector`: the operator's command. Templates as code (`templates validate | submit |
 //! status`) and the contact directory's CSV (`contacts import | export`). `main` parses the
 //! arguments and prints; this library does the work, so tests drive it directly.
 
@@ -16,11 +16,11 @@ use std::path::PathBuf;
 /// How to use the command.
 pub const USAGE: &str = "\
 usage:
-  connector-admin templates validate [DIR] [--config FILE]
-  connector-admin templates submit --waba ID [--dir DIR] [--graph-url URL] [--graph-version V]
-  connector-admin templates status --waba ID [--dir DIR] [--config FILE] [--graph-url URL] [--graph-version V]
-  connector-admin contacts import FILE.csv [--skip-bad-rows]
-  connector-admin contacts export [FILE.csv]
+  connector templates validate [DIR] [--config FILE]
+  connector templates submit --waba ID [--dir DIR] [--graph-url URL] [--graph-version V]
+  connector templates status --waba ID [--dir DIR] [--config FILE] [--graph-url URL] [--graph-version V]
+  connector contacts import FILE.csv [--skip-bad-rows]
+  connector contacts export [FILE.csv]
 
 DIR defaults to ./templates. The configuration (for the configured templates) is --config, else
 CONNECTOR_CONFIG_FILE when set. The Graph token is WHATSAPP_ACCESS_TOKEN, else the secrets'

@@ -1,4 +1,4 @@
-//! `connector-admin`: parses the command line, runs the command, prints its report; exit status 1
+//! `connector`: parses the command line, runs the command, prints its report; exit status 1
 //! when the report found problems, 2 when the command could not run.
 
 use std::io::Write as _;
@@ -6,8 +6,8 @@ use std::io::Write as _;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let outcome = match connector_admin::parse_args(&args) {
-        Ok(command) => connector_admin::run(command, shared::config::Env::process()).await,
+    let outcome = match connector::parse_args(&args) {
+        Ok(command) => connector::run(command, shared::config::Env::process()).await,
         Err(error) => Err(error),
     };
     let (mut out, mut err) = (std::io::stdout().lock(), std::io::stderr().lock());
@@ -26,7 +26,7 @@ async fn main() -> std::process::ExitCode {
             std::process::ExitCode::SUCCESS
         }
         Err(error) => {
-            let _ = writeln!(err, "connector-admin: {:#}", anyhow::Error::from(error));
+            let _ = writeln!(err, "connector: {:#}", anyhow::Error::from(error));
             std::process::ExitCode::from(2)
         }
     }
