@@ -5,10 +5,9 @@
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use serde::Deserialize;
 use shared::adapters::dynamodb::{DynamoAssetStateStore, DynamoIdempotencyStore};
+use shared::adapters::orange_logic::connect::{self, ConnectError, OrangeLogicLocation};
 use shared::adapters::orange_logic::source::OrangeLogicAssets;
-use shared::adapters::orange_logic::{
-    Auth, OrangeLogicClient, OrangeLogicError, Settings, TOKEN_PATH,
-};
+use shared::adapters::orange_logic::{OrangeLogicClient, OrangeLogicError};
 use shared::adapters::sqs_json::{SqsFlowPublisher, SqsJsonQueue};
 use shared::adapters::sqs_records::SqsRecordQueues;
 use shared::config::{ConfigError, Env};
@@ -25,15 +24,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::time::Instant;
 
-/// How Orange Logic is authenticated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthMode {
-    /// OAuth2 client credentials: `ORANGE_LOGIC_CLIENT_ID` + the secret `orange_logic_client_secret`.
-    ClientCredentials,
-    /// A non-expiring bearer token: the secret `orange_logic_client_secret` is the token.
-    Bearer,
-}
-
 /// Settings read at cold start.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -43,12 +33,8 @@ pub struct Config {
     pub claims_table: String,
     /// Flow queue URLs.
     pub flow_queues: BTreeMap<Flow, String>,
-    /// `https://customer.orangelogic.com`.
-    pub orange_logic_base_url: String,
-    /// Authentication mode.
-    pub auth_mode: AuthMode,
-    /// OAuth client id (client credentials only).
-    pub orange_logic_client_id: String,
+    /// The DAM.
+    pub orange_logic: OrangeLogicLocation,
     /// DataTable resource for reads (`Documents.All` unless set).
     pub datatable_resource: Option<String>,
     /// How far back the first poll looks, seconds.
@@ -81,22 +67,7 @@ impl Config {
         .into_iter()
         .map(|(flow, name)| (flow, env.required(name)))
         .collect();
-        let orange_logic_base_url = env.required("ORANGE_LOGIC_BASE_URL");
-        let auth_mode = match env.optional("ORANGE_LOGIC_AUTH").as_deref() {
-            None | Some("client_credentials") => AuthMode::ClientCredentials,
-            Some("bearer") => AuthMode::Bearer,
-            Some(other) => {
-                env.invalid(
-                    "ORANGE_LOGIC_AUTH",
-                    format!("{other:?} is neither client_credentials nor bearer"),
-                );
-                AuthMode::ClientCredentials
-            }
-        };
-        let orange_logic_client_id = match auth_mode {
-            AuthMode::ClientCredentials => env.required("ORANGE_LOGIC_CLIENT_ID"),
-            AuthMode::Bearer => String::new(),
-        };
+        let orange_logic = OrangeLogicLocation::from_env(&mut env);
         let datatable_resource = env.optional("ORANGE_LOGIC_DATATABLE_RESOURCE");
         let first_poll_lookback_seconds = env.parsed_or("POLL_FIRST_LOOKBACK_SECONDS", 3600_i64);
         let connector_config = ConnectorConfigLocation::from_env(&mut env);
@@ -107,9 +78,7 @@ impl Config {
             asset_state_table,
             claims_table,
             flow_queues,
-            orange_logic_base_url,
-            auth_mode,
-            orange_logic_client_id,
+            orange_logic,
             datatable_resource,
             first_poll_lookback_seconds,
             connector_config,
@@ -137,8 +106,8 @@ pub enum StartError {
     #[error("detect-asset-changes cannot load the connector configuration")]
     ConnectorConfig(#[from] ConnectorConfigError),
     /// No Orange Logic secret.
-    #[error("detect-asset-changes needs `orange_logic_client_secret` in the connector secrets")]
-    NoOrangeLogicSecret,
+    #[error("detect-asset-changes cannot reach Orange Logic")]
+    OrangeLogic(#[from] ConnectError),
     /// The HTTP client could not be built.
     #[error("detect-asset-changes cannot build the Orange Logic client")]
     Client(#[from] OrangeLogicError),
@@ -148,19 +117,7 @@ pub enum StartError {
 pub async fn connect(config: &Config, aws: &aws_config::SdkConfig) -> Result<Deps, StartError> {
     let secrets = config.secrets.load(aws).await?;
     let connector = config.connector_config.load(aws).await?;
-    let secret = secrets
-        .orange_logic_client_secret
-        .filter(|s| !s.expose().is_empty())
-        .ok_or(StartError::NoOrangeLogicSecret)?;
-    let auth = match config.auth_mode {
-        AuthMode::ClientCredentials => Auth::ClientCredentials {
-            token_path: TOKEN_PATH.into(),
-            client_id: config.orange_logic_client_id.clone(),
-            client_secret: secret,
-        },
-        AuthMode::Bearer => Auth::StaticBearer(secret),
-    };
-    let mut settings = Settings::new(&config.orange_logic_base_url, auth).with_dam(&connector.dam);
+    let mut settings = connect::settings(&config.orange_logic, &secrets, &connector)?;
     if let Some(resource) = &config.datatable_resource {
         settings.datatable.read.resource.clone_from(resource);
     }
@@ -549,6 +506,7 @@ mod tests {
         ]
         .into();
         let config = Config::from_lookup(|k| vars.get(k).map(|v| (*v).to_owned())).expect("ok");
-        assert_eq!(config.auth_mode, AuthMode::Bearer);
+        assert!(config.orange_logic.bearer);
+        assert!(config.orange_logic.client_id.is_empty());
     }
 }
