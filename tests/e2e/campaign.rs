@@ -105,14 +105,18 @@ impl Stack {
         contact.name = Some(name.into());
         contact.roles = [role].into_iter().collect();
         contact.regions = regions.iter().map(|r| (*r).to_owned()).collect();
-        contact.opted_out_at_ms = out.then_some(1_764_000_000_000);
-        DynamoContactDirectory::new(
+        let directory = DynamoContactDirectory::new(
             aws_sdk_dynamodb::Client::new(&self.env.stack.aws),
             self.env.stack.resources.tables["ContactsTable"].clone(),
-        )
-        .put(&contact)
-        .await
-        .expect("directory");
+        );
+        directory.put(&contact).await.expect("directory");
+        if out {
+            // An opt-out is recorded as STOP records it (an import keeps it, never sets it).
+            directory
+                .opt_out(&contact.pseudonym, 1_764_000_000_000)
+                .await
+                .expect("opt-out");
+        }
     }
 
     /// The SUMMER26 package for three regions, with a banner per region and a poster for all;
@@ -443,7 +447,10 @@ async fn a_package_for_three_regions_notifies_each_once_and_logs_confirm_format_
         );
     }
     assert!(
-        log.ends_with(": The Swedish banner still shows the spring price"),
+        lines
+            .iter()
+            .any(|l| l.starts_with("Campaign SUMMER26: issue flagged")
+                && l.ends_with(" UTC: The Swedish banner still shows the spring price")),
         "{log}"
     );
 
