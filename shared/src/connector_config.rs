@@ -24,6 +24,68 @@ pub struct ConnectorConfig {
     /// Issue alerts (flow 7).
     #[serde(default)]
     pub issue_alerts: IssueAlertConfig,
+    /// Campaign rollout (flow 4).
+    #[serde(default)]
+    pub campaign: CampaignConfig,
+}
+
+/// Campaign rollout (flow 4): how a package's member assets are found, the links, and the
+/// renditions a regional contact may ask for (docs/campaign.md).
+#[derive(Debug, Clone, Deserialize)]
+pub struct CampaignConfig {
+    /// The package's field listing its member assets (their RecordIDs, `|` separated); empty
+    /// when the instance has none (the message then links the package itself).
+    #[serde(default)]
+    pub members_field: String,
+    /// Hours a link sent stays valid (default 72).
+    #[serde(default = "default_link_hours")]
+    pub link_hours: u32,
+    /// Share-link format of the links in the notification (default `TRX`).
+    #[serde(default = "default_link_format")]
+    pub link_format: String,
+    /// The renditions offered by "Request another format" (at most 10: one WhatsApp list).
+    #[serde(default)]
+    pub formats: Vec<RenditionFormat>,
+}
+
+impl Default for CampaignConfig {
+    fn default() -> Self {
+        Self {
+            members_field: String::new(),
+            link_hours: default_link_hours(),
+            link_format: default_link_format(),
+            formats: Vec::new(),
+        }
+    }
+}
+
+/// One rendition: the DAM's format code (GetLink's `Format`) and how WhatsApp carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct RenditionFormat {
+    /// The instance's format code (`TRX`, `TR1`, ...).
+    pub code: String,
+    /// Shown in the list (max 24 characters).
+    pub label: String,
+    /// A line under the label (max 72 characters).
+    #[serde(default)]
+    pub description: Option<String>,
+    /// `image` (JPEG/PNG) or `document` (anything else, with a file name).
+    #[serde(default)]
+    pub send_as: RenditionKind,
+    /// The file name extension of a document (`pdf`, `tif`).
+    #[serde(default)]
+    pub extension: Option<String>,
+}
+
+/// How a rendition is sent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RenditionKind {
+    /// As an image message by link.
+    Image,
+    /// As a document message by link.
+    #[default]
+    Document,
 }
 
 /// Review requests (flow 1).

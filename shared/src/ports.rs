@@ -773,3 +773,53 @@ pub trait ExpiryLedger: Send + Sync {
         cursor: Option<&ScanCursor>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
+
+use crate::domain::campaign::{Mark, RecipientStatus, Rollout};
+
+/// Outcome of storing a campaign rollout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RolloutOpened {
+    /// Stored now (first sight of this version; an older version's rollout is replaced).
+    New,
+    /// This version was already rolled out (a redelivery): as stored.
+    Existing(Rollout),
+}
+
+/// Campaign rollouts (flow 4): one per package (its current version), with each recipient's
+/// answers, and the packages of each campaign (for the status command).
+pub trait CampaignStore: Send + Sync {
+    /// Stores `rollout` (its recipients marked notified) unless the same version is stored.
+    fn open(
+        &self,
+        rollout: &Rollout,
+    ) -> impl Future<Output = Result<RolloutOpened, StoreError>> + Send;
+
+    /// The package's current rollout.
+    fn get(
+        &self,
+        package: &str,
+    ) -> impl Future<Output = Result<Option<Rollout>, StoreError>> + Send;
+
+    /// Records `mark` of `who` on the package at `version`; `false` when the version moved on.
+    /// Repeating a mark keeps its first time.
+    fn record(
+        &self,
+        package: &str,
+        version: &str,
+        who: &crate::pseudonym::UserPseudonym,
+        mark: &Mark,
+        at_ms: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Every recipient's answers on the package's current version.
+    fn statuses(
+        &self,
+        package: &str,
+    ) -> impl Future<Output = Result<Vec<RecipientStatus>, StoreError>> + Send;
+
+    /// The packages rolled out for `campaign` (compared without case), oldest first.
+    fn packages_of(
+        &self,
+        campaign: &str,
+    ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+}

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real handlers on the local stack (moto, HTTP front, queue runner).
 
 mod aws_sources;
+mod campaign;
 mod contacts_import;
 mod conversation;
 mod dam;

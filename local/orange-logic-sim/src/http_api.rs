@@ -856,8 +856,26 @@ fn get_link(inner: &Inner, params: &Params) -> Response {
             json!({"Message":"Asset not found","ErrorCode":"OL_ERR_001_NOTFOUND","Asset Identifier": identifier}),
         );
     };
+    // A format the instance does not have is refused, as an unknown parameter value is.
+    let Some(format) = inner
+        .config
+        .formats
+        .iter()
+        .find(|f| f.eq_ignore_ascii_case(&format))
+        .cloned()
+    else {
+        return answer(
+            inner,
+            true,
+            StatusCode::BAD_REQUEST,
+            json!({"Message": format!("Unknown format {format}"), "ErrorCode":"OL_ERR_006_BADREQUEST"}),
+        );
+    };
     let token = random_hex(12);
-    lock(&inner.links).insert(token.clone(), (asset.record_id.clone(), expires.clone()));
+    lock(&inner.links).insert(
+        token.clone(),
+        (asset.record_id.clone(), expires.clone(), format.clone()),
+    );
     answer(
         inner,
         true,
@@ -870,8 +888,8 @@ fn get_link(inner: &Inner, params: &Params) -> Response {
 async fn share(State(inner): State<Arc<Inner>>, Path(token): Path<String>) -> Response {
     let link = lock(&inner.links).get(&token).cloned();
     match link {
-        Some((record_id, expires)) if expires.is_empty() || crate::now() < expires => {
-            (StatusCode::OK, format!("asset {record_id}")).into_response()
+        Some((record_id, expires, format)) if expires.is_empty() || crate::now() < expires => {
+            (StatusCode::OK, format!("asset {record_id} as {format}")).into_response()
         }
         Some(_) => (StatusCode::GONE, "link expired").into_response(),
         None => (StatusCode::NOT_FOUND, "no such link").into_response(),

@@ -116,6 +116,8 @@ pub struct SimConfig {
     pub time_zone: String,
     /// Fields the instance spells differently from the usual (`CoreField.photographer`).
     pub field_spellings: Vec<String>,
+    /// The rendition formats the instance has (GetLink's `Format`); a link in another is refused.
+    pub formats: Vec<String>,
     /// Switches.
     pub behaviour: Behaviour,
 }
@@ -143,6 +145,7 @@ impl Default for SimConfig {
                 "Custom.ReceivedAt",
                 "Custom.WhatsAppMessageId",
                 "Custom.OriginalFileName",
+                "Custom.PackageAssets",
             ]
             .map(String::from)
             .to_vec(),
@@ -164,6 +167,7 @@ impl Default for SimConfig {
             webhook_retry_delay: Duration::from_millis(100),
             time_zone: "UTC".into(),
             field_spellings: Vec::new(),
+            formats: ["TRX", "TR1", "TR4", "TR7"].map(String::from).to_vec(),
             behaviour: Behaviour::default(),
         }
     }
@@ -277,7 +281,7 @@ pub(crate) struct Inner {
     deliveries: Mutex<Vec<Delivery>>,
     stats: Mutex<Stats>,
     behaviour: Mutex<Behaviour>,
-    links: Mutex<BTreeMap<String, (String, String)>>,
+    links: Mutex<BTreeMap<String, (String, String, String)>>,
     /// The last search: query text, store generation, matching RecordIDs.
     search_cache: Mutex<Option<CachedSearch>>,
     outbox: mpsc::UnboundedSender<WebhookEvent>,

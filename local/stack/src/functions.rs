@@ -79,6 +79,7 @@ fn registry() -> Vec<Registration> {
         register::<alert_asset_issue::Lambda>(),
         register::<ingest_field_media::Lambda>(),
         register::<scan_rights_expiry::Lambda>(),
+        register::<campaign_rollout::Lambda>(),
     ]
 }
 

@@ -1,5 +1,6 @@
 //! Port implementations on AWS services.
 
+pub mod campaigns;
 pub mod directory;
 pub mod dynamodb;
 pub mod expiry_ledger;

@@ -1,5 +1,6 @@
 //! The connector's pure domain: no AWS, no HTTP, only rules and values.
 
+pub mod campaign;
 pub mod contact;
 pub mod dam;
 pub mod directory_csv;

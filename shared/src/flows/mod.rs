@@ -1,6 +1,7 @@
 //! Flows: the business steps, orchestrating ports. Functions call one flow per event.
 
 pub mod accept_webhook;
+pub mod campaign_rollout;
 pub mod dam_log;
 pub mod dam_webhook;
 pub mod detect_changes;

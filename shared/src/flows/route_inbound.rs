@@ -352,6 +352,18 @@ where
             let button = routing::tapped_id(&inbound.message.content).map(str::to_owned);
             return Ok((Some(sent.key), button));
         }
+        // `status <campaign>` asks the campaign flow (flow 4) for the status per region.
+        if let MessageContent::Text(text) = &inbound.message.content
+            && let Some(campaign) = crate::domain::campaign::status_command(&text.body)
+        {
+            let key = SendKey {
+                flow: MessageFlow::Campaign,
+                subject: campaign,
+                version: crate::domain::campaign::STATUS_COMMAND.to_owned(),
+                recipient: inbound.user.clone(),
+            };
+            return Ok((Some(key), None));
+        }
         // A flow waiting for the user's next text (a rejection reason) set the conversation's
         // state: that text answers the flow's question as a reply quoting it would.
         if matches!(inbound.message.content, MessageContent::Text(_))

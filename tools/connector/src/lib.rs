@@ -2,6 +2,7 @@
 //! status`) and the contact directory's CSV (`contacts import | export`). `main` parses the
 //! arguments and prints; this library does the work, so tests drive it directly.
 
+pub mod campaign_cmd;
 pub mod contacts_cmd;
 pub mod graph;
 pub mod report;
@@ -21,12 +22,14 @@ usage:
   connector templates status --waba ID [--dir DIR] [--config FILE] [--graph-url URL] [--graph-version V]
   connector contacts import FILE.csv [--skip-bad-rows]
   connector contacts export [FILE.csv]
+  connector campaign status CAMPAIGN
 
 DIR defaults to ./templates. The configuration (for the configured templates) is --config, else
 CONNECTOR_CONFIG_FILE when set. The Graph token is WHATSAPP_ACCESS_TOKEN, else the secrets'
 whatsapp_access_token (CONNECTOR_SECRETS_FILE or CONNECTOR_SECRETS_ARN); the Graph host is
 --graph-url, else WHATSAPP_GRAPH_BASE_URL, else Meta's. Contacts use CONTACTS_TABLE, the AWS
-environment (AWS_ENDPOINT_URL for a local emulator) and the secrets' pseudonym_key.";
+environment (AWS_ENDPOINT_URL for a local emulator) and the secrets' pseudonym_key. Campaign
+status uses CAMPAIGN_ROLLOUTS_TABLE and the same AWS environment.";
 
 /// Where the Graph API is, from the options.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -71,6 +74,11 @@ pub enum Command {
         file: PathBuf,
         /// `--skip-bad-rows`.
         skip_bad_rows: bool,
+    },
+    /// `campaign status`.
+    CampaignStatus {
+        /// The campaign.
+        campaign: String,
     },
     /// `contacts export`; stdout without a file.
     Export {
@@ -203,6 +211,12 @@ pub fn parse_args(args: &[String]) -> Result<Command, AdminError> {
                 file: rest.first().map(PathBuf::from),
             })
         }
+        ["campaign", "status", campaign] => {
+            allowed(&[])?;
+            Ok(Command::CampaignStatus {
+                campaign: (*campaign).to_owned(),
+            })
+        }
         [] => Err(usage("no command given")),
         _ => Err(usage(format!("unknown command: {}", words.join(" ")))),
     }
@@ -311,6 +325,9 @@ pub async fn run<F: Fn(&str) -> Option<String>>(
             Ok(report(
                 contacts_cmd::import(&directory, &text, &name, &pseudonyms, options).await,
             ))
+        }
+        Command::CampaignStatus { campaign } => {
+            Ok(report(campaign_cmd::run(&campaign, env).await?))
         }
         Command::Export { file } => {
             let (directory, _) = directory(env).await?;

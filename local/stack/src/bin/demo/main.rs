@@ -7,6 +7,7 @@ use local::moto::Moto;
 use local::stack::{LocalStack, Options};
 use shared::domain::inbound::InboundItem;
 
+mod campaign;
 mod conversation;
 mod field_ingest;
 mod review;
@@ -59,6 +60,13 @@ async fn main() -> anyhow::Result<()> {
         &stack,
         &dam,
         &shared::pseudonym::Pseudonymizer::new(&secrets.pseudonym_key),
+    )
+    .await?;
+    campaign::play(
+        &stack,
+        &dam,
+        &shared::pseudonym::Pseudonymizer::new(&secrets.pseudonym_key),
+        APP_SECRET,
     )
     .await?;
 
