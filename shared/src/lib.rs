@@ -14,6 +14,7 @@ pub mod domain;
 pub mod error;
 pub mod flows;
 pub mod lambda;
+pub mod metrics;
 pub mod ports;
 pub mod pseudonym;
 pub mod secrets;

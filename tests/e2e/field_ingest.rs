@@ -209,6 +209,16 @@ async fn a_tagged_photo_with_a_location_lands_in_its_folder_with_one_receipt() {
 
     let filed = bench.filed();
     assert_eq!(filed.len(), 1, "{filed:?}");
+    assert_eq!(
+        e2e::emf::total(
+            &bench.env.stack.resources.stack_name,
+            "ingest-field-media",
+            "field-ingest",
+            "AssetsIngested"
+        ),
+        1,
+        "one asset counted (EMF)"
+    );
     let asset = &filed[0];
     assert_eq!(bench.folder_of(asset), "Campaigns/Spring26/Field");
     assert_eq!(asset.field("Custom.Contributor"), Some("Ana Ferreira"));

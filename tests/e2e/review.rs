@@ -280,6 +280,16 @@ async fn requested(stack: &Stack) -> (String, OutboundRequest, OutboundRequest) 
 async fn two_approvers_get_the_request_one_approves_and_the_others_reject_is_already_decided() {
     let stack = Stack::start().await;
     let (id, ada, bo) = requested(&stack).await;
+    assert_eq!(
+        e2e::emf::total(
+            &stack.env.stack.resources.stack_name,
+            "notify-review-request",
+            "review",
+            "AlertsSent"
+        ),
+        2,
+        "one review request per approver counted (EMF)"
+    );
     for request in [&ada, &bo] {
         assert_eq!(request.key.flow, MessageFlow::Review);
         let body = template(request)["body"].to_string();
@@ -504,6 +514,16 @@ async fn a_rejection_in_the_dam_alerts_the_owner_once_also_when_the_webhook_come
     let alerts = stack.sent().await;
     let owner = to(&alerts, &stack.who(OWNER));
     assert_eq!(owner.len(), 2, "one per asset: {alerts:?}");
+    // Counted as queued: a duplicate webhook may queue the same send key again (sent once).
+    assert!(
+        e2e::emf::total(
+            &stack.env.stack.resources.stack_name,
+            "alert-asset-issue",
+            "issue-alert",
+            "AlertsSent"
+        ) >= 2,
+        "issue alerts counted (EMF)"
+    );
     for request in &owner {
         let body = template(request)["body"].to_string();
         assert!(body.contains("rejected in review"), "{body}");

@@ -383,8 +383,12 @@ async fn a_digest_due_at_3am_in_the_recipients_zone_arrives_after_their_quiet_ho
     assert_eq!(before_seven["digests_held"], 1, "{before_seven}");
     assert_eq!(expiry.env.queue_depth("OutboundQueue").await, 0);
 
+    let stack = expiry.env.stack.resources.stack_name.clone();
+    let alerts = || e2e::emf::total(&stack, "scan-rights-expiry", "rights-expiry", "AlertsSent");
+    assert_eq!(alerts(), 0, "a held digest is not counted sent");
     let seven = expiry.scan(Some(&canonical(three_am + 4 * 3600))).await;
     assert_eq!(seven["digests_sent"], 1, "{seven}");
+    assert_eq!(alerts(), 1, "the digest counted once (EMF)");
     let sent = expiry.outbound().await;
     assert_eq!(sent.len(), 1);
     assert_eq!(sent[0].key.recipient, expiry.user("+819012345678"));

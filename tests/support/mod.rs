@@ -38,6 +38,7 @@ impl TestEnv {
     /// Starts a stack with names no other test uses and options adjusted by `configure`.
     pub async fn start_with(configure: impl FnOnce(&mut Options)) -> Self {
         logs::capture();
+        emf::capture();
         let n = STACKS.fetch_add(1, Ordering::SeqCst);
         let mut options = Options::new(format!("t{}-{n}", std::process::id()));
         configure(&mut options);
@@ -51,6 +52,7 @@ impl TestEnv {
     /// (or hold up) every other test's calls on the shared moto, which serves one call at a time.
     pub async fn start_alone(configure: impl FnOnce(&mut Options)) -> Self {
         logs::capture();
+        emf::capture();
         let endpoint = tokio::task::spawn_blocking(local::moto::start_for_process)
             .await
             .unwrap_or_else(|e| panic!("starting moto: {e}"))
@@ -213,5 +215,53 @@ pub mod logs {
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
         )
         .into_owned()
+    }
+}
+
+/// Every EMF line (`shared::metrics`) the stacks of this test process write, parsed.
+pub mod emf {
+    use std::sync::{Mutex, OnceLock};
+
+    static LINES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+
+    /// Sends the metrics of every in-process function here instead of stdout (once per process).
+    pub fn capture() {
+        INSTALLED.get_or_init(|| {
+            shared::metrics::set_sink(Box::new(|line| {
+                LINES
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(line.to_owned());
+            }));
+        });
+    }
+
+    /// Every line so far, parsed (a line that is not JSON panics: EMF lines must parse).
+    pub fn lines() -> Vec<serde_json::Value> {
+        LINES
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .map(|l| {
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("not an EMF line: {e}: {l}"))
+            })
+            .collect()
+    }
+
+    /// The namespace the functions of stack `stack` write to (template.yaml's `METRICS_NAMESPACE`).
+    pub fn namespace(stack: &str) -> String {
+        format!("OrangeLogicWhatsApp/{stack}")
+    }
+
+    /// The sum of `metric` over the lines of `stack`'s `function` and `flow`.
+    pub fn total(stack: &str, function: &str, flow: &str, metric: &str) -> u64 {
+        let namespace = namespace(stack);
+        lines()
+            .iter()
+            .filter(|l| l["_aws"]["CloudWatchMetrics"][0]["Namespace"] == namespace.as_str())
+            .filter(|l| l["Function"] == function && l["Flow"] == flow)
+            .filter_map(|l| l[metric].as_u64())
+            .sum()
     }
 }

@@ -45,6 +45,10 @@ fn register<F: Function>() -> Registration {
         name: F::NAME,
         start: |vars, aws| {
             Box::pin(async move {
+                let namespace = vars
+                    .get("METRICS_NAMESPACE")
+                    .cloned()
+                    .unwrap_or_else(|| shared::metrics::DEFAULT_NAMESPACE.to_owned());
                 let lookup = move |name: &str| vars.get(name).cloned();
                 let started = F::start(&lookup, &aws)
                     .await
@@ -52,11 +56,15 @@ fn register<F: Function>() -> Registration {
                 let started = Arc::new(started);
                 let invoke: InvokeFn = Arc::new(move |payload, deadline| {
                     let started = Arc::clone(&started);
+                    let namespace = namespace.clone();
                     Box::pin(async move {
                         let event: F::Event = serde_json::from_value(payload)?;
-                        let response = function::invoke(started.as_ref(), event, deadline)
-                            .await
-                            .map_err(|e| anyhow::anyhow!(shared::error::chain(&e)))?;
+                        let response = shared::metrics::with_namespace(
+                            namespace,
+                            function::invoke(started.as_ref(), event, deadline),
+                        )
+                        .await
+                        .map_err(|e| anyhow::anyhow!(shared::error::chain(&e)))?;
                         Ok(serde_json::to_value(response)?)
                     })
                 });

@@ -8,6 +8,7 @@ pub mod malware_scan;
 pub mod moto;
 pub mod provision;
 pub mod runner;
+pub mod sam_local;
 pub mod stack;
 pub mod template;
 pub mod whatsapp_meta;

@@ -449,10 +449,21 @@ fn env_of(section: Option<&Value>) -> BTreeMap<String, Reference> {
         .and_then(Value::as_mapping)
         .map(|vars| {
             vars.iter()
+                // A conditional variable (`!If [HasLocalEndpoint, ...]`) is for other runners
+                // (`sam local invoke`); the local stack gives its functions their endpoints itself.
+                .filter(|(_, v)| !is_conditional(v))
                 .map(|(k, v)| (k.as_str().unwrap_or_default().to_owned(), reference(v)))
                 .collect()
         })
         .unwrap_or_default()
+}
+
+fn is_conditional(value: &Value) -> bool {
+    match value {
+        Value::Tagged(tagged) => tagged.tag == "If",
+        Value::Mapping(map) => map.contains_key("Fn::If"),
+        _ => false,
+    }
 }
 
 fn reference(value: &Value) -> Reference {

@@ -2,7 +2,8 @@
 //!
 //! - `alert#<asset>` / `<window>#<end>`: an alert recorded once (conditional put), with its recipients;
 //! - `pending` / `<recipient>#<window>#<asset>`: an alert waiting in a recipient's digest;
-//! - `cursor` / `scan`: the unfinished scan.
+//! - `cursor` / `scan`: the unfinished scan (`cursor`, `saved_at_ms`), or when the last one
+//!   finished (`finished_at_ms`).
 //!
 //! An alert and its digest entries are written in one transaction, so an alert is either recorded
 //! and waiting for its recipients, or not recorded at all.
@@ -20,6 +21,11 @@ use aws_sdk_dynamodb::types::{
 use std::collections::HashMap;
 
 const PENDING: &str = "pending";
+fn now_ms() -> i64 {
+    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
+        .unwrap_or(i64::MAX)
+}
+
 /// DynamoDB's limit of items per transaction.
 const TRANSACTION_ITEMS: usize = 100;
 /// DynamoDB's limit of requests per batch write.
@@ -337,16 +343,19 @@ impl ExpiryLedger for DynamoExpiryLedger {
                     .item("pk", s("cursor"))
                     .item("sk", s("scan"))
                     .item("cursor", s(json))
+                    .item("saved_at_ms", n(now_ms()))
                     .send()
                     .await
                     .map_err(store_error)?;
             }
+            // A finished scan leaves its time where the cursor was (for `connector health`).
             None => {
                 self.client
-                    .delete_item()
+                    .put_item()
                     .table_name(&self.table)
-                    .key("pk", s("cursor"))
-                    .key("sk", s("scan"))
+                    .item("pk", s("cursor"))
+                    .item("sk", s("scan"))
+                    .item("finished_at_ms", n(now_ms()))
                     .send()
                     .await
                     .map_err(store_error)?;

@@ -98,6 +98,11 @@ impl<Q: InboundQueue> WebhookEdge<Q> {
         }
         if !split.items.is_empty() {
             self.queue.enqueue(&split.items).await?;
+            crate::metrics::count_in(
+                "inbound",
+                crate::metrics::Outcome::Received,
+                split.items.len() as u64,
+            );
         }
         tracing::info!(
             enqueued = split.items.len(),

@@ -87,6 +87,11 @@ impl<Q: DamEventQueue> DamWebhookEdge<Q> {
         }
         if !split.events.is_empty() {
             self.queue.enqueue(&split.events).await?;
+            crate::metrics::count_in(
+                "dam-events",
+                crate::metrics::Outcome::Received,
+                split.events.len() as u64,
+            );
         }
         tracing::info!(
             enqueued = split.events.len(),

@@ -556,6 +556,11 @@ where
                 .save_progress(&routed.key, &progress, unix_now())
                 .await?;
             tracing::info!(user = %routed.user, folder = %placement.folder, "field media filed in the DAM");
+            crate::metrics::count(
+                crate::domain::outbound::MessageFlow::FieldIngest,
+                crate::metrics::Outcome::AssetIngested,
+                1,
+            );
             // The DAM holds it now; the lifecycle rule would remove it anyway.
             if let Err(error) = self.staging.delete(&staged_key).await {
                 tracing::warn!(error = %crate::error::chain(&error), "a filed object stays staged until lifecycle expiry");

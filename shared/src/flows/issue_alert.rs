@@ -182,6 +182,11 @@ where
                     .message(&record, asset, &version, &reason, recipient, now_ms)
                     .await?;
                 self.outbound.enqueue(&[send]).await?;
+                crate::metrics::count(
+                    crate::domain::outbound::MessageFlow::IssueAlert,
+                    crate::metrics::Outcome::AlertSent,
+                    1,
+                );
                 if recipient.owner {
                     Handled::AlertedOwner
                 } else {

@@ -252,6 +252,11 @@ where
             .await?;
         let count = sends.len();
         self.outbound.enqueue(&sends).await?;
+        crate::metrics::count(
+            MessageFlow::Review,
+            crate::metrics::Outcome::AlertSent,
+            count as u64,
+        );
         tracing::info!(asset, approvers = count, "review requested");
         Ok(Handled::Requested(count))
     }
@@ -743,6 +748,11 @@ where
             // Queued before the mark: a second run before the mark queues the same send keys,
             // which the sender sends once.
             self.outbound.enqueue(&sends).await?;
+            crate::metrics::count(
+                MessageFlow::Review,
+                crate::metrics::Outcome::AlertSent,
+                sends.len() as u64,
+            );
             if self
                 .reviews
                 .mark_reminded(&request.asset, &request.version)

@@ -448,6 +448,11 @@ where
             let request = self.digest_request(&digest, &contact, address, now);
             self.outbound.enqueue(&[request]).await?;
             self.ledger.drop_pending(&entries).await?;
+            crate::metrics::count(
+                crate::domain::outbound::MessageFlow::RightsExpiry,
+                crate::metrics::Outcome::AlertSent,
+                1,
+            );
             sent += 1;
         }
         Ok((sent, held))

@@ -144,6 +144,24 @@ pub enum Handled {
     Unrouted,
 }
 
+/// The `Flow` value of the routing metric: where a handled item went (`None`: nowhere new).
+fn routed_to(handled: &Handled) -> Option<&'static str> {
+    Some(match handled {
+        Handled::Duplicate | Handled::ErrorLogged { .. } | Handled::NumberChanged { .. } => {
+            return None;
+        }
+        Handled::Status | Handled::Routed(Destination::DeliveryStatus) => "delivery-status",
+        Handled::OptedOut { .. } | Handled::OptedIn { .. } => "opt-out",
+        Handled::Routed(Destination::Replies) => "replies",
+        Handled::Routed(Destination::Sharing) => "sharing",
+        Handled::Routed(Destination::FieldIngest) => "field-ingest",
+        Handled::Routed(Destination::UgcIntake) => "ugc-intake",
+        Handled::Routed(Destination::Unrouted) | Handled::Courtesy { .. } | Handled::Unrouted => {
+            "unrouted"
+        }
+    })
+}
+
 /// Why an item could not be handled.
 #[derive(Debug, thiserror::Error)]
 pub enum RouteError {
@@ -221,6 +239,9 @@ where
         match &result {
             Ok(handled) => {
                 tracing::info!(outcome = ?handled, "inbound item handled");
+                if let Some(to) = routed_to(handled) {
+                    crate::metrics::count_in(to, crate::metrics::Outcome::Routed, 1);
+                }
                 match self
                     .claims
                     .complete(&key, &owner, now + self.settings.completed_ttl_seconds)

@@ -9,6 +9,7 @@ use crate::domain::sending::{
 };
 use crate::error::Retryable;
 use crate::lambda::deadline;
+use crate::metrics::{self, Outcome};
 use crate::ports::{
     BusinessNumberId, ContactDirectory, ConversationStore, MessageSender, OwnerToken, SendClaim,
     SendLedger, SendOutcome, SendPacer, SendRecord, SentMessage, SentMessageStore, StoreError,
@@ -387,6 +388,7 @@ where
                         )
                         .await?;
                     tracing::info!(outcome = "accepted", kind = %sent.what, "message accepted by Graph");
+                    metrics::count(request.key.flow, Outcome::Sent, 1);
                     return Ok(Sent::Accepted {
                         message_id: receipt.message_id,
                     });
@@ -516,6 +518,8 @@ where
         self.ledger
             .complete(&request.key, owner, &SendOutcome::Failed { code, reason })
             .await?;
+        let code_text = code.map_or_else(|| "refused".to_owned(), |c| c.to_string());
+        metrics::count_reason(request.key.flow, Outcome::Failed, &code_text, 1);
         Ok(Sent::Refused { code })
     }
 
@@ -551,6 +555,13 @@ where
             reason = reason.as_str(),
             "message recorded and not sent"
         );
+        match reason {
+            SuppressReason::OptedOut => {
+                metrics::count(record.key.flow, Outcome::SuppressedOptOut, 1)
+            }
+            // Not sent for a reason of the connector's own: a failure, by that reason.
+            other => metrics::count_reason(record.key.flow, Outcome::Failed, other.as_str(), 1),
+        }
         Ok(Sent::Suppressed(reason))
     }
 }

@@ -43,6 +43,9 @@ pub trait Function: Send + Sync + Sized + 'static {
 /// Starts `F` from the process environment and serves invocations until Lambda stops it.
 pub async fn run<F: Function>() -> Result<(), lambda_runtime::Error> {
     crate::telemetry::init();
+    if let Ok(namespace) = std::env::var("METRICS_NAMESPACE") {
+        crate::metrics::set_namespace(namespace);
+    }
     let aws = crate::aws::load().await;
     let function = F::start(&|name| std::env::var(name).ok(), &aws).await?;
     let function = &function;
@@ -60,11 +63,16 @@ pub async fn run<F: Function>() -> Result<(), lambda_runtime::Error> {
     .await
 }
 
-/// One invocation of `function` with `deadline` in scope, as Lambda would make it.
+/// One invocation of `function` with `deadline` in scope, as Lambda would make it; its metrics
+/// are written when it ends.
 pub async fn invoke<F: Function>(
     function: &F,
     event: F::Event,
     deadline: Instant,
 ) -> Result<F::Response, F::Error> {
-    deadline::scope(deadline, function.handle(event, deadline)).await
+    crate::metrics::scope(
+        F::NAME,
+        deadline::scope(deadline, function.handle(event, deadline)),
+    )
+    .await
 }

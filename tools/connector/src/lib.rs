@@ -1,11 +1,19 @@
 //! `connector`: the operator's command. Templates as code (`templates validate | submit |
-//! status`) and the contact directory's CSV (`contacts import | export`). `main` parses the
-//! arguments and prints; this library does the work, so tests drive it directly.
+//! status`), the contact directory's CSV (`contacts import | export`), the dead-letter queues
+//! (`dlq list | show | redrive`), the sent-message lookup (`sent`) and a health summary
+//! (`health`). `main` parses the arguments and prints; this library does the work, so tests drive
+//! it directly.
 
 pub mod campaign_cmd;
+pub mod cli;
 pub mod contacts_cmd;
+pub mod dlq_cmd;
 pub mod graph;
+pub mod health_cmd;
+pub mod redact;
 pub mod report;
+pub mod sent_cmd;
+pub mod target;
 pub mod templates_cmd;
 
 use crate::graph::{GraphTarget, TemplateApi};
@@ -23,13 +31,45 @@ usage:
   connector contacts import FILE.csv [--skip-bad-rows]
   connector contacts export [FILE.csv]
   connector campaign status CAMPAIGN
+  connector dlq list [--stack NAME]
+  connector dlq show <queue> [--limit N] [--stack NAME]
+  connector dlq redrive <queue> (--all | --id ID | --older-than DURATION) [--stack NAME]
+  connector sent <wamid | send key> [--stack NAME]
+  connector health [--stack NAME]
+  connector <command> --help
 
 DIR defaults to ./templates. The configuration (for the configured templates) is --config, else
 CONNECTOR_CONFIG_FILE when set. The Graph token is WHATSAPP_ACCESS_TOKEN, else the secrets'
 whatsapp_access_token (CONNECTOR_SECRETS_FILE or CONNECTOR_SECRETS_ARN); the Graph host is
 --graph-url, else WHATSAPP_GRAPH_BASE_URL, else Meta's. Contacts use CONTACTS_TABLE, the AWS
 environment (AWS_ENDPOINT_URL for a local emulator) and the secrets' pseudonym_key. Campaign
-status uses CAMPAIGN_ROLLOUTS_TABLE and the same AWS environment.";
+status uses CAMPAIGN_ROLLOUTS_TABLE and the same AWS environment.
+dlq, sent and health find the stack's queues and tables by --stack NAME (else
+CONNECTOR_STACK_NAME), the same against a real account and the local stack
+(`connector dlq --help` says how).
+
+Exit status: 0 done and nothing wrong; 1 the command ran and found a problem, or failed
+(an AWS or Graph call, a file); 2 the command line is wrong.";
+
+/// The help of `words` (the words before `--help`).
+pub fn help(words: &[String]) -> String {
+    let rest = words.get(1..).unwrap_or_default();
+    match words.first().map(String::as_str) {
+        Some("dlq") => dlq_cmd::help(rest).to_owned(),
+        Some("sent") => sent_cmd::HELP.to_owned(),
+        Some("health") => health_cmd::HELP.to_owned(),
+        Some(group @ ("templates" | "contacts" | "campaign")) => {
+            let prefix = match rest.first() {
+                Some(word) => format!("  connector {group} {word}"),
+                None => format!("  connector {group} "),
+            };
+            let lines: Vec<&str> = USAGE.lines().filter(|l| l.starts_with(&prefix)).collect();
+            let notes = USAGE.split("\n\n").nth(1).unwrap_or_default();
+            format!("usage:\n{}\n\n{notes}", lines.join("\n"))
+        }
+        _ => USAGE.to_owned(),
+    }
+}
 
 /// Where the Graph API is, from the options.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -85,6 +125,14 @@ pub enum Command {
         /// Where to write.
         file: Option<PathBuf>,
     },
+    /// `--help` anywhere: the help of the words before it.
+    Help(String),
+    /// `dlq list | show | redrive`.
+    Dlq(dlq_cmd::DlqCommand),
+    /// `sent`.
+    Sent(sent_cmd::SentCommand),
+    /// `health`.
+    Health(health_cmd::HealthCommand),
 }
 
 /// Why the command could not do its work (its report says what it found when it could).
@@ -111,6 +159,15 @@ pub enum AdminError {
     /// The directory refused or could not be reached.
     #[error("the contact directory failed")]
     Store(#[from] shared::ports::StoreError),
+    /// An AWS call failed.
+    #[error("{what} failed")]
+    Aws {
+        /// What was being done.
+        what: String,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// A file could not be read or written.
     #[error("{path}")]
     File {
@@ -128,6 +185,22 @@ fn usage(message: impl Into<String>) -> AdminError {
 
 /// Parses the arguments after the program name.
 pub fn parse_args(args: &[String]) -> Result<Command, AdminError> {
+    if cli::wants_help(args) {
+        let words: Vec<String> = args
+            .iter()
+            .take_while(|a| !a.starts_with('-'))
+            .cloned()
+            .collect();
+        return Ok(Command::Help(help(&words)));
+    }
+    // Groups with parsers of their own; a further group is one line here.
+    let rest = args.get(1..).unwrap_or_default();
+    match args.first().map(String::as_str) {
+        Some("dlq") => return dlq_cmd::parse(rest).map(Command::Dlq),
+        Some("sent") => return sent_cmd::parse(rest).map(Command::Sent),
+        Some("health") => return health_cmd::parse(rest).map(Command::Health),
+        _ => {}
+    }
     let mut positional = Vec::new();
     let mut options: Vec<(String, Option<String>)> = Vec::new();
     let mut it = args.iter();
@@ -292,6 +365,22 @@ pub async fn run<F: Fn(&str) -> Option<String>>(
 ) -> Result<Outcome, AdminError> {
     let report = |report| Outcome { report, csv: None };
     match command {
+        Command::Help(text) => Ok(report(Report {
+            lines: vec![text],
+            ok: true,
+        })),
+        Command::Dlq(command) => {
+            let target = target(command.target(), &env).await?;
+            Ok(report(dlq_cmd::run(&target, &command).await?))
+        }
+        Command::Sent(command) => {
+            let target = target(&command.target, &env).await?;
+            Ok(report(sent_cmd::lookup(&target, &command.id).await?))
+        }
+        Command::Health(command) => {
+            let target = target(&command.target, &env).await?;
+            Ok(report(health_cmd::run(&target, &command).await?))
+        }
         Command::Validate { dir, config } => {
             let configured = configured(config, &env).await?;
             Ok(report(templates_cmd::validate(&dir, configured.as_ref()).1))
@@ -347,6 +436,14 @@ pub async fn run<F: Fn(&str) -> Option<String>>(
             }
         }
     }
+}
+
+/// The stack the operations subcommands look at, with the AWS SDK's environment.
+async fn target<F: Fn(&str) -> Option<String>>(
+    options: &target::TargetOptions,
+    env: &Env<F>,
+) -> Result<target::Target, AdminError> {
+    target::Target::new(&shared::aws::load().await, options, env)
 }
 
 async fn directory<F: Fn(&str) -> Option<String>>(

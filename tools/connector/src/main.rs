@@ -1,5 +1,5 @@
 //! `connector`: parses the command line, runs the command, prints its report; exit status 1
-//! when the report found problems, 2 when the command could not run.
+//! when the report found problems or the command failed, 2 when the command line is wrong.
 
 use std::io::Write as _;
 
@@ -26,8 +26,9 @@ async fn main() -> std::process::ExitCode {
             std::process::ExitCode::SUCCESS
         }
         Err(error) => {
+            let usage = matches!(error, connector::AdminError::Usage(_));
             let _ = writeln!(err, "connector: {:#}", anyhow::Error::from(error));
-            std::process::ExitCode::from(2)
+            std::process::ExitCode::from(if usage { 2 } else { 1 })
         }
     }
 }

@@ -30,7 +30,10 @@ async fn main() -> anyhow::Result<()> {
     options.front_addr = SocketAddr::from(([127, 0, 0, 1], FRONT_PORT));
     options.run_queues = true;
     options.orange_logic_url = Some(dam.url());
+    options.graph_base_url = Some(format!("http://127.0.0.1:{WHATSAPP_SIM_PORT}"));
     let stack = LocalStack::start(&moto.endpoint, options).await?;
+    // For `sam local invoke` (local/sam-env.json): the secrets and configuration in moto too.
+    local::sam_local::seed(&stack.aws, "local").await?;
     dam.subscribe(orange_logic_sim::WebhookTarget {
         url: stack.url("/dam/webhook"),
         header: "x-dam-webhook-secret".into(),
@@ -56,6 +59,11 @@ async fn main() -> anyhow::Result<()> {
         dam.url()
     );
     println!("  app secret / verify token  see local/secrets.json");
+    println!(
+        "  for sam local invoke       secret {}, parameter {} (local/sam-env.json)",
+        local::sam_local::secret_name("local"),
+        local::sam_local::config_parameter("local")
+    );
     for (queue, url) in &stack.resources.queue_urls {
         println!("  queue {queue:<20} {url}");
     }
