@@ -6,7 +6,7 @@
 //! when) once, and recorded per recipient for the status per region (`status <campaign>` on
 //! WhatsApp, `connector campaign status`). The rules are `domain::campaign`.
 
-use crate::adapters::orange_logic::{OrangeLogicClient, OrangeLogicError, Record, field_text};
+use crate::adapters::orange_logic::{OrangeLogicClient, Record, field_text};
 use crate::connector_config::{
     ConnectorConfig, DamConcept, Purpose, RenditionFormat, RenditionKind, TemplateUse,
 };
@@ -20,12 +20,11 @@ use crate::domain::outbound::{
     ButtonId, FlowQueueMessage, MessageFlow, OUTBOUND_VERSION, OutboundRequest, RoutedMessage,
     SendFrom, SendKey, TemplateMessage, awaited_answer, awaited_answer_state,
 };
-use crate::error::Retryable;
-use crate::flows::dam_log::{self, LogError};
+use crate::flows::dam_log;
 use crate::flows::review_request::{TITLE_FIELD, review_version};
 use crate::ports::{
     BusinessNumberId, CampaignStore, ContactDirectory, ConversationStore, IdempotencyStore,
-    OutboundQueue, QueueError, RolloutOpened, StoreError,
+    OutboundQueue, RolloutOpened, StoreError,
 };
 use crate::whatsapp::messages::{
     Content, ListMessage, ListRow, ListSection, MediaKind, MediaMessage, MediaSource,
@@ -119,37 +118,9 @@ pub enum Handled {
     Ignored(&'static str),
 }
 
-/// A message that could not be handled.
-#[derive(Debug, thiserror::Error)]
-pub enum CampaignError {
-    /// The DAM failed.
-    #[error("the DAM call failed")]
-    Dam(#[from] OrangeLogicError),
-    /// A table failed.
-    #[error("a store failed")]
-    Store(#[from] StoreError),
-    /// `outbound.fifo` failed.
-    #[error("the outbound queue failed")]
-    Queue(#[from] QueueError),
-    /// The comment log write failed.
-    #[error(transparent)]
-    Log(#[from] LogError),
-    /// The answer names a number we do not know.
-    #[error("the answer came to a number that is not a business number id")]
-    BadNumber,
-}
-
-impl Retryable for CampaignError {
-    fn is_retryable(&self) -> bool {
-        match self {
-            Self::Dam(e) => e.is_retryable(),
-            Self::Store(e) => e.is_retryable(),
-            Self::Queue(e) => e.is_retryable(),
-            Self::Log(e) => e.is_retryable(),
-            Self::BadNumber => false,
-        }
-    }
-}
+/// A message that could not be handled: the same failures as a review answer's (a DAM call,
+/// a table, `outbound.fifo`, the comment log, an unknown business number).
+pub type CampaignError = crate::flows::review_request::ReviewError;
 
 fn text_of(record: &Record, field: &str) -> String {
     field_text(record, field)
