@@ -9,6 +9,12 @@ The patch keeps the semantics and changes two things: the visibility check is a 
 when they are read (GetQueueAttributes), not each time a send reads another attribute. Counts stay
 exact.
 
+DynamoDB answers each request atomically; moto's server runs requests on threads and checks a
+condition expression before it applies the write, without a lock, so two conditional writes racing on
+one item could both succeed (which DynamoDB never allows). Every DynamoDB request is therefore
+handled under one lock here: per-item atomicity (and a transaction's all-or-nothing) as the service
+gives it, while SQS long polls and S3 transfers keep running concurrently.
+
 Run as: python local/stack/moto/server.py -H 127.0.0.1 -p PORT (the arguments of moto_server).
 """
 
@@ -16,6 +22,7 @@ import sys
 import threading
 import time
 
+from moto.dynamodb import responses as dynamodb_responses
 from moto.sqs import models
 
 
@@ -88,6 +95,17 @@ def _attributes(self):
 
 
 models.Queue.attributes = property(_attributes)
+
+_dynamodb_lock = threading.Lock()
+_dynamodb_call_action = dynamodb_responses.DynamoHandler.call_action
+
+
+def _atomic_call_action(self):
+    with _dynamodb_lock:
+        return _dynamodb_call_action(self)
+
+
+dynamodb_responses.DynamoHandler.call_action = _atomic_call_action
 
 if __name__ == "__main__":
     from moto.server import main
