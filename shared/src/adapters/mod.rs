@@ -5,6 +5,7 @@ pub mod directory;
 pub mod dynamodb;
 pub mod expiry_ledger;
 pub mod field_ingest_store;
+pub mod operations;
 pub mod orange_logic;
 pub mod reviews;
 pub mod sending;

@@ -421,6 +421,15 @@ fn tracked_of(item: &Item) -> Result<TrackedMessage, StoreError> {
     })
 }
 
+/// `YYYY-MM-DD` of a Unix-ms instant, UTC.
+fn utc_day(at_ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(at_ms)
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+        .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+        .date()
+        .to_string()
+}
+
 fn number_attr(item: &Item, name: &str) -> Option<i64> {
     number(item, name)
 }
@@ -440,7 +449,7 @@ impl SentMessageStore for DynamoSentMessages {
         let mut set = String::from(
             "SET send_key = :key, callback_key = :encoded, flow = :flow, subject = :subject, \
              version = :version, recipient = :recipient, #number = :number, what = :what, \
-             at_ms = :at, #state = if_not_exists(#state, :accepted), \
+             at_ms = :at, #day = :day, #state = if_not_exists(#state, :accepted), \
              state_rank = if_not_exists(state_rank, :zero), \
              history = if_not_exists(history, :empty)",
         );
@@ -455,7 +464,10 @@ impl SentMessageStore for DynamoSentMessages {
             .update_expression(set)
             .expression_attribute_names("#number", "number")
             .expression_attribute_names("#state", "state")
+            .expression_attribute_names("#day", "day")
             .expression_attribute_values(":key", s(key))
+            // The operator page's `by-day` index: the UTC day of the send.
+            .expression_attribute_values(":day", s(utc_day(message.at_ms)))
             .expression_attribute_values(":encoded", s(message.key.encode()))
             .expression_attribute_values(":flow", s(message.key.flow.code()))
             .expression_attribute_values(":subject", s(&message.key.subject))

@@ -7,6 +7,7 @@ pub mod directory_csv;
 pub mod expiry;
 pub mod field_ingest;
 pub mod inbound;
+pub mod operations;
 pub mod opt_out;
 pub mod outbound;
 pub mod review;
