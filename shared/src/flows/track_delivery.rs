@@ -5,9 +5,10 @@
 use crate::domain::inbound::{InboundItem, InboundKind};
 use crate::domain::sending::DeliveryState;
 use crate::error::Retryable;
+use crate::domain::outbound::MessageFlow;
 use crate::ports::{
     OutboundQueue, PricingInfo, QueueError, SendLedger, SentMessage, SentMessageStore,
-    StatusUpdate, StoreError,
+    SharingAudit, StatusUpdate, StoreError,
 };
 use crate::whatsapp::webhook_types::{Status, StatusKind};
 
@@ -51,13 +52,15 @@ impl Retryable for TrackError {
 
 /// Delivery tracking and its ports.
 #[derive(Debug)]
-pub struct DeliveryTracker<L, M, Q> {
+pub struct DeliveryTracker<L, M, Q, A> {
     /// The sends table (settles unknown outcomes, holds template versions).
     pub ledger: L,
     /// The sent-messages table.
     pub messages: M,
     /// Where template versions go.
     pub outbound: Q,
+    /// The sharing audit: a flow-5 share's sent, delivered and read.
+    pub audit: A,
 }
 
 fn state_of(kind: StatusKind) -> Option<DeliveryState> {
@@ -101,11 +104,12 @@ pub fn update_of(status: &Status) -> Option<StatusUpdate> {
     })
 }
 
-impl<L, M, Q> DeliveryTracker<L, M, Q>
+impl<L, M, Q, A> DeliveryTracker<L, M, Q, A>
 where
     L: SendLedger,
     M: SentMessageStore,
     Q: OutboundQueue,
+    A: SharingAudit,
 {
     /// Applies one `DeliveryStatus` item.
     #[tracing::instrument(name = "track_delivery", skip_all, fields(key = %item.key))]
@@ -147,6 +151,16 @@ where
             tracing::info!("a status for a message this connector did not send");
             return Ok(Tracked::Ignored);
         };
+        let key = &tracked.message.key;
+        if key.flow == MessageFlow::Sharing
+            && !self
+                .audit
+                .mark(&key.encode(), &status.id, update.state, update.at_ms)
+                .await?
+        {
+            // The rep's own answers are sharing sends too; only shares have audit records.
+            tracing::debug!("a sharing send without an audit record");
+        }
         if update.state == DeliveryState::Failed {
             let code = update.error.as_ref().map(|(code, _)| *code);
             tracing::warn!(code, "a sent message failed");
@@ -178,17 +192,24 @@ mod tests {
     use crate::ports::{BusinessNumberId, OwnerToken, SendRecord, SendState};
     use crate::pseudonym::Pseudonymizer;
     use crate::secrets::Secret;
-    use crate::testing::{InMemoryOutboundQueue, InMemorySendLedger, InMemorySentMessageStore};
+    use crate::testing::{
+        InMemoryOutboundQueue, InMemorySendLedger, InMemorySentMessageStore, InMemorySharingAudit,
+    };
     use serde_json::json;
 
-    type Tracker =
-        DeliveryTracker<InMemorySendLedger, InMemorySentMessageStore, InMemoryOutboundQueue>;
+    type Tracker = DeliveryTracker<
+        InMemorySendLedger,
+        InMemorySentMessageStore,
+        InMemoryOutboundQueue,
+        InMemorySharingAudit,
+    >;
 
     fn tracker() -> Tracker {
         DeliveryTracker {
             ledger: InMemorySendLedger::default(),
             messages: InMemorySentMessageStore::default(),
             outbound: InMemoryOutboundQueue::default(),
+            audit: InMemorySharingAudit::default(),
         }
     }
 
