@@ -360,7 +360,7 @@ async fn a_duplicate_delivery_of_the_same_request_shares_once() {
             .stack
             .sqs()
             .send_message()
-            .queue_url(&url)
+            .queue_url(url)
             .message_body(body.to_string())
             .message_group_id(stack.who(MARIA).as_str())
             .message_deduplication_id(dedup)
