@@ -1166,7 +1166,9 @@ impl crate::ports::SharingAudit for InMemorySharingAudit {
         let Some(record) = records.get_mut(send_key) else {
             return Ok(false);
         };
-        record.message_id.get_or_insert_with(|| message_id.to_owned());
+        record
+            .message_id
+            .get_or_insert_with(|| message_id.to_owned());
         let (sent, delivered, read) = match state {
             DeliveryState::Sent => (true, false, false),
             DeliveryState::Delivered => (true, true, false),

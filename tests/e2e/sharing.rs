@@ -66,7 +66,9 @@ impl Stack {
             env,
             pseudonyms: Pseudonymizer::new(&secrets.pseudonym_key),
         };
-        stack.person(MARIA, "Maria Sales", Some(Role::Rep), true).await;
+        stack
+            .person(MARIA, "Maria Sales", Some(Role::Rep), true)
+            .await;
         stack.person(CLIENT, "Chris Client", None, true).await;
         stack.person(STRANGER, "Sam Stranger", None, false).await;
         stack
@@ -316,7 +318,8 @@ async fn words_matching_several_assets_get_a_list_and_the_pick_is_sent() {
         .expect("the list");
     assert_eq!(list.kind, "interactive", "{list:?}");
     assert!(
-        list.summary.contains("2 assets match. Which one should go?"),
+        list.summary
+            .contains("2 assets match. Which one should go?"),
         "{}",
         list.summary
     );
@@ -330,7 +333,10 @@ async fn words_matching_several_assets_get_a_list_and_the_pick_is_sent() {
     let client = stack.phone(CLIENT);
     assert_eq!(client.len(), 1, "{client:?}");
     let csv = stack.export().await;
-    assert!(csv.lines().nth(1).is_some_and(|l| l.contains(&mobile)), "{csv}");
+    assert!(
+        csv.lines().nth(1).is_some_and(|l| l.contains(&mobile)),
+        "{csv}"
+    );
 }
 
 #[tokio::test]

@@ -324,13 +324,19 @@ where
     };
     let Some(number) = number else {
         tracing::error!("no business number has the sharing purpose");
-        return json(503, serde_json::json!({"message": "sharing is not configured"}));
+        return json(
+            503,
+            serde_json::json!({"message": "sharing is not configured"}),
+        );
     };
     let body = match shared::lambda::http::raw_body(request) {
         Ok(body) => body,
         Err(error) => {
             tracing::warn!(error = %shared::error::chain(&error), "a share request body that cannot be read");
-            return json(400, serde_json::json!({"message": "the body cannot be read"}));
+            return json(
+                400,
+                serde_json::json!({"message": "the body cannot be read"}),
+            );
         }
     };
     let share: ApiShare = match serde_json::from_slice(&body) {

@@ -114,9 +114,9 @@ impl Authorizer {
         }
         let audience_ok = match claims.get("aud") {
             Some(serde_json::Value::String(a)) => *a == self.audience,
-            Some(serde_json::Value::Array(list)) => {
-                list.iter().any(|a| a.as_str() == Some(self.audience.as_str()))
-            }
+            Some(serde_json::Value::Array(list)) => list
+                .iter()
+                .any(|a| a.as_str() == Some(self.audience.as_str())),
             _ => false,
         };
         if !audience_ok {
@@ -202,16 +202,19 @@ mod tests {
         let token = authorizer.mint("rep-1", &[("phone_number", "+447700900401")]);
         let claims = authorizer.verify(&token).expect("valid");
         assert_eq!(claims["phone_number"], "+447700900401");
-        assert_eq!(
-            Authorizer::new().verify(&token),
-            Err(TokenError::Signature)
-        );
+        assert_eq!(Authorizer::new().verify(&token), Err(TokenError::Signature));
         let expired = authorizer.sign(&serde_json::json!({
             "iss": LOCAL_ISSUER, "aud": LOCAL_AUDIENCE, "exp": 1}));
-        assert_eq!(authorizer.verify(&expired), Err(TokenError::Claims("expired")));
+        assert_eq!(
+            authorizer.verify(&expired),
+            Err(TokenError::Claims("expired"))
+        );
         let foreign = authorizer.sign(&serde_json::json!({
             "iss": "https://elsewhere/", "aud": LOCAL_AUDIENCE, "exp": now_s() + 60}));
-        assert_eq!(authorizer.verify(&foreign), Err(TokenError::Claims("issuer")));
+        assert_eq!(
+            authorizer.verify(&foreign),
+            Err(TokenError::Claims("issuer"))
+        );
         assert_eq!(authorizer.verify("a.b"), Err(TokenError::Malformed));
     }
 }

@@ -143,9 +143,10 @@ impl LocalStack {
         resources
             .parameters
             .insert("OperatorJwtIssuer".into(), crate::jwt::LOCAL_ISSUER.into());
-        resources
-            .parameters
-            .insert("OperatorJwtAudience".into(), crate::jwt::LOCAL_AUDIENCE.into());
+        resources.parameters.insert(
+            "OperatorJwtAudience".into(),
+            crate::jwt::LOCAL_AUDIENCE.into(),
+        );
         let mut routes = Vec::new();
         let mut consumers = Vec::new();
         let mut schedules = Vec::new();

@@ -365,9 +365,7 @@ impl Template {
 fn jwt_apis(resources: &serde_norway::Mapping) -> std::collections::BTreeSet<String> {
     resources
         .iter()
-        .filter(|(_, r)| {
-            r.get("Type").and_then(Value::as_str) == Some("AWS::Serverless::HttpApi")
-        })
+        .filter(|(_, r)| r.get("Type").and_then(Value::as_str) == Some("AWS::Serverless::HttpApi"))
         .filter(|(_, r)| {
             let auth = r.get("Properties").and_then(|p| p.get("Auth"));
             let default = auth

@@ -198,7 +198,11 @@ impl Refusal {
 /// The rules, in order: approved, current version, unexpired at `now_s`, brand-compliant,
 /// cleared for external use. The first that fails is the reason.
 pub fn check(asset: &AssetFacts, rules: &Rules, now_s: i64) -> Result<(), Refusal> {
-    if !asset.status.trim().eq_ignore_ascii_case(rules.approved.trim()) {
+    if !asset
+        .status
+        .trim()
+        .eq_ignore_ascii_case(rules.approved.trim())
+    {
         return Err(Refusal::NotApproved {
             status: asset.status.trim().to_owned(),
         });
@@ -306,8 +310,7 @@ pub struct AuditRecord {
 }
 
 /// The CSV header of the export.
-pub const CSV_HEADER: &str =
-    "requested_at,asset,version,rep,rep_pseudonym,recipient_pseudonym,message_id,sent,delivered,read";
+pub const CSV_HEADER: &str = "requested_at,asset,version,rep,rep_pseudonym,recipient_pseudonym,message_id,sent,delivered,read";
 
 fn csv_field(value: &str) -> String {
     // A leading formula character is neutralised for spreadsheets.
@@ -346,9 +349,7 @@ pub fn csv_row(record: &AuditRecord) -> String {
 /// The whole CSV, header first, in request order.
 pub fn csv(records: &[AuditRecord]) -> String {
     let mut sorted: Vec<&AuditRecord> = records.iter().collect();
-    sorted.sort_by(|a, b| {
-        (a.requested_at_ms, &a.send_key).cmp(&(b.requested_at_ms, &b.send_key))
-    });
+    sorted.sort_by(|a, b| (a.requested_at_ms, &a.send_key).cmp(&(b.requested_at_ms, &b.send_key)));
     let mut out = String::from(CSV_HEADER);
     out.push('\n');
     for record in sorted {
@@ -392,10 +393,7 @@ mod tests {
             words.asset,
             AssetRef::Words(vec!["spring".into(), "brochure".into()])
         );
-        assert_eq!(
-            parse_command("share it"),
-            Err(CommandError::NotACommand)
-        );
+        assert_eq!(parse_command("share it"), Err(CommandError::NotACommand));
         assert_eq!(
             parse_command("share A1 to nobody"),
             Err(CommandError::BadNumber)

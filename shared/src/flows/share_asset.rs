@@ -27,8 +27,7 @@ use crate::ports::{
 };
 use crate::pseudonym::{Pseudonymizer, UserPseudonym};
 use crate::whatsapp::messages::{
-    Content, ListMessage, ListRow, ListSection, MediaKind, MediaMessage, MediaSource,
-    TemplateParam,
+    Content, ListMessage, ListRow, ListSection, MediaKind, MediaMessage, MediaSource, TemplateParam,
 };
 use crate::whatsapp::webhook_types::{InboundMessage, MessageContent};
 use futures::StreamExt;
@@ -261,7 +260,13 @@ where
     async fn search(&self, words: &[String]) -> Result<Vec<(String, String)>, ShareError> {
         let query = words
             .iter()
-            .map(|w| format!("{}:\"{}\"", self.settings.keywords_field, w.replace('"', "")))
+            .map(|w| {
+                format!(
+                    "{}:\"{}\"",
+                    self.settings.keywords_field,
+                    w.replace('"', "")
+                )
+            })
             .collect::<Vec<_>>()
             .join(" AND ");
         let search = SearchQuery {
@@ -295,10 +300,7 @@ where
             let ids: Vec<&str> = found.iter().map(|(id, _)| id.as_str()).collect();
             return Ok(Answer {
                 handled: Handled::Choices(found.len()),
-                text: format!(
-                    "Several assets match; share one by id: {}",
-                    ids.join(", ")
-                ),
+                text: format!("Several assets match; share one by id: {}", ids.join(", ")),
             });
         };
         let number = BusinessNumberId::parse(&request.number).ok_or(ShareError::BadNumber)?;
@@ -347,7 +349,10 @@ where
             list,
         );
         self.outbound.enqueue(&[send]).await?;
-        tracing::info!(matches = count, "several assets match a share request; a list was sent");
+        tracing::info!(
+            matches = count,
+            "several assets match a share request; a list was sent"
+        );
         Ok(Answer {
             handled: Handled::Choices(count),
             text: String::new(),
@@ -499,7 +504,13 @@ where
         let until_text = until.strftime("%Y-%m-%d %H:%M UTC").to_string();
         let content = if sharing::send_as_link(asset.size_bytes) {
             Content::Text {
-                body: sharing::link_note(&rep_name, &asset.title, &asset.version, &link, &until_text),
+                body: sharing::link_note(
+                    &rep_name,
+                    &asset.title,
+                    &asset.version,
+                    &link,
+                    &until_text,
+                ),
                 preview_url: false,
             }
         } else {
@@ -533,7 +544,8 @@ where
             requested_at_ms: request.at_ms,
         };
         self.outbound.enqueue(&[send]).await?;
-        let line = sharing::usage_line(&rep_name, recipient.as_str(), &asset.version, request.at_ms);
+        let line =
+            sharing::usage_line(&rep_name, recipient.as_str(), &asset.version, request.at_ms);
         if !self.settings.comments_field.is_empty() {
             dam_log::with_lease(&self.leases, id, || async {
                 self.dam

@@ -3,9 +3,9 @@
 //! late `131047` (window closed) into the template version of the message, once.
 
 use crate::domain::inbound::{InboundItem, InboundKind};
+use crate::domain::outbound::MessageFlow;
 use crate::domain::sending::DeliveryState;
 use crate::error::Retryable;
-use crate::domain::outbound::MessageFlow;
 use crate::ports::{
     OutboundQueue, PricingInfo, QueueError, SendLedger, SentMessage, SentMessageStore,
     SharingAudit, StatusUpdate, StoreError,

@@ -70,10 +70,7 @@ pub async fn export<A: SharingAudit>(
 ) -> Result<(String, Report), AdminError> {
     let records = audit.between(from, to).await?;
     let mut report = Report::new();
-    report.line(format!(
-        "{} share(s) from {from} to {to}",
-        records.len()
-    ));
+    report.line(format!("{} share(s) from {from} to {to}", records.len()));
     Ok((shared::domain::sharing::csv(&records), report))
 }
 
