@@ -342,7 +342,13 @@ where
     let share: ApiShare = match serde_json::from_slice(&body) {
         Ok(share) => share,
         Err(error) => {
-            tracing::warn!(%error, "a share request body that is not the documented JSON");
+            // Only where and what kind: serde's message may quote the body (a phone number).
+            tracing::warn!(
+                category = ?error.classify(),
+                line = error.line(),
+                column = error.column(),
+                "a share request body that is not the documented JSON"
+            );
             return json(
                 400,
                 serde_json::json!({"message": "expected {\"asset\": \"<id or words>\", \"to\": \"<number>\"}"}),

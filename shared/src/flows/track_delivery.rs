@@ -152,14 +152,24 @@ where
             return Ok(Tracked::Ignored);
         };
         let key = &tracked.message.key;
-        if key.flow == MessageFlow::Sharing
-            && !self
+        if key.flow == MessageFlow::Sharing {
+            // A share sent as its template after a late 131047 travels under the template
+            // version's key: its audit record is the original send's.
+            let audited = match key.version.strip_suffix("#template") {
+                Some(version) => crate::domain::outbound::SendKey {
+                    version: version.to_owned(),
+                    ..key.clone()
+                },
+                None => key.clone(),
+            };
+            let marked = self
                 .audit
-                .mark(&key.encode(), &status.id, update.state, update.at_ms)
-                .await?
-        {
-            // The rep's own answers are sharing sends too; only shares have audit records.
-            tracing::debug!("a sharing send without an audit record");
+                .mark(&audited.encode(), &status.id, update.state, update.at_ms)
+                .await?;
+            if !marked {
+                // The rep's own answers are sharing sends too; only shares have audit records.
+                tracing::debug!("a sharing send without an audit record");
+            }
         }
         if update.state == DeliveryState::Failed {
             let code = update.error.as_ref().map(|(code, _)| *code);
@@ -323,6 +333,39 @@ mod tests {
             .expect("record");
         assert_eq!(record.state, DeliveryState::Read);
         assert_eq!(record.history.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_shares_statuses_mark_its_audit_record_keeping_each_first_time() {
+        use crate::ports::SharingAudit as _;
+        let tracker = tracker();
+        sent(&tracker).await;
+        let record = crate::domain::sharing::AuditRecord {
+            send_key: key().encode(),
+            asset: "A-1".into(),
+            version: "3".into(),
+            rep: "Maria".into(),
+            rep_pseudonym: "u_r".into(),
+            recipient: key().recipient.as_str().to_owned(),
+            requested_at_ms: 0,
+            message_id: None,
+            sent_at_ms: None,
+            delivered_at_ms: None,
+            read_at_ms: None,
+        };
+        assert!(tracker.audit.append(&record).await.expect("appended"));
+        for (state, at) in [("delivered", 2), ("read", 3), ("delivered", 9)] {
+            tracker
+                .track(&item(status(state, at)))
+                .await
+                .expect("applied");
+        }
+        let audited = tracker.audit.records();
+        assert_eq!(audited.len(), 1);
+        assert_eq!(audited[0].message_id.as_deref(), Some("wamid.X"));
+        assert_eq!(audited[0].sent_at_ms, Some(2_000), "delivered implies sent");
+        assert_eq!(audited[0].delivered_at_ms, Some(2_000));
+        assert_eq!(audited[0].read_at_ms, Some(3_000));
     }
 
     #[tokio::test]

@@ -52,7 +52,10 @@ pub async fn play(live: &Live, dam: &DamSim) -> anyhow::Result<()> {
     };
     let current = asset("Price list 2026", &[]);
     let refused = [
-        asset("Winter flyer", &[("CoreField.ExpirationDate", "2020-01-31")]),
+        asset(
+            "Winter flyer",
+            &[("CoreField.ExpirationDate", "2020-01-31")],
+        ),
         asset("Draft poster", &[("CoreField.Status", "Draft")]),
         asset("Old logo banner", &[("Custom.BrandCompliant", "no")]),
         asset("Price list 2025", &[("Custom.SupersededBy", &current)]),
@@ -64,8 +67,14 @@ pub async fn play(live: &Live, dam: &DamSim) -> anyhow::Result<()> {
     for id in &refused {
         rita.send_text(&format!("share {id} to +{CHRIS}"));
     }
-    live.settle(|| live.lines(RITA).iter().filter(|l| l.direction == "out").count() >= 4)
-        .await;
+    live.settle(|| {
+        live.lines(RITA)
+            .iter()
+            .filter(|l| l.direction == "out")
+            .count()
+            >= 4
+    })
+    .await;
     live.print_phone(RITA);
     println!("   Chris's phone: {} message(s).", live.lines(CHRIS).len());
 
@@ -108,17 +117,8 @@ pub async fn play(live: &Live, dam: &DamSim) -> anyhow::Result<()> {
         with_token.status().as_u16(),
         with_token.text().await.unwrap_or_default()
     );
-    live.settle(|| {
-        live.lines(CHRIS)
-            .iter()
-            .filter(|l| l.direction == "out" && l.status == "read")
-            .count()
-            >= 2
-    })
-    .await;
-
     let today = jiff::Timestamp::now().strftime("%Y-%m-%d").to_string();
-    println!("5. `connector audit export --from {today} --to {today}`:");
+    println!("5. `connector audit export --from {today} --to {today}`, once the statuses are in:");
     let target = Target::new(
         &live.stack.aws,
         &TargetOptions {
@@ -131,7 +131,24 @@ pub async fn play(live: &Live, dam: &DamSim) -> anyhow::Result<()> {
         .map(|w| (*w).to_owned())
         .collect();
     let command: AuditCommand = audit_cmd::parse(&words)?;
-    let (csv, _) = audit_cmd::run(&target, &command).await?;
+    let export = || async {
+        audit_cmd::run(&target, &command)
+            .await
+            .ok()
+            .map(|(csv, _)| csv)
+    };
+    // Every share read (the last column filled), else what there is after the wait.
+    let csv = match live
+        .wait_for(|| async {
+            export().await.filter(|csv| {
+                csv.lines().count() >= 3 && csv.lines().skip(1).all(|l| !l.ends_with(','))
+            })
+        })
+        .await
+    {
+        Some(csv) => csv,
+        None => export().await.unwrap_or_default(),
+    };
     for line in csv.lines() {
         println!("   {line}");
     }
