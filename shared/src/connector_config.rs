@@ -27,6 +27,46 @@ pub struct ConnectorConfig {
     /// Campaign rollout (flow 4).
     #[serde(default)]
     pub campaign: CampaignConfig,
+    /// Governed sharing (flow 5).
+    #[serde(default)]
+    pub sharing: SharingConfig,
+}
+
+/// Governed sharing (flow 5): the fields its rules read besides the field map's status, expiry
+/// and brand compliance, and how files go (docs/sharing.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct SharingConfig {
+    /// Field naming the newer asset that replaced this one; non-empty = an old version
+    /// (default `Custom.SupersededBy`).
+    pub superseded_by_field: String,
+    /// Field clearing the asset for external use (default `Custom.ExternalUse`).
+    pub external_use_field: String,
+    /// Values of that field meaning cleared, case-insensitive (default `yes`, `true`, `cleared`).
+    pub external_use_values: Vec<String>,
+    /// Field the words of `share <words> to <number>` are matched against, one criterion per
+    /// word (default `CoreField.Keywords`).
+    pub keywords_field: String,
+    /// Field holding the file size in bytes (default `CoreField.FileSize`).
+    pub file_size_field: String,
+    /// GetLink format of the file sent (default `TRX`).
+    pub link_format: String,
+    /// Hours a link sent stays valid (default 72).
+    pub link_hours: u32,
+}
+
+impl Default for SharingConfig {
+    fn default() -> Self {
+        Self {
+            superseded_by_field: "Custom.SupersededBy".into(),
+            external_use_field: "Custom.ExternalUse".into(),
+            external_use_values: vec!["yes".into(), "true".into(), "cleared".into()],
+            keywords_field: "CoreField.Keywords".into(),
+            file_size_field: "CoreField.FileSize".into(),
+            link_format: default_link_format(),
+            link_hours: default_link_hours(),
+        }
+    }
 }
 
 /// Campaign rollout (flow 4): how a package's member assets are found, the links, and the

@@ -40,3 +40,9 @@ pub fn secrets_equal(presented: &[u8], expected: &[u8]) -> bool {
     let b = digest::digest(&digest::SHA256, expected);
     aws_lc_rs::constant_time::verify_slices_are_equal(a.as_ref(), b.as_ref()).is_ok()
 }
+
+/// HMAC-SHA256 of `data` under `key` (the local stack's HS256 operator tokens).
+pub fn hmac_sha256(key: &[u8], data: &[u8]) -> Vec<u8> {
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key);
+    aws_lc_rs::hmac::sign(&key, data).as_ref().to_vec()
+}

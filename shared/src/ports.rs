@@ -823,3 +823,30 @@ pub trait CampaignStore: Send + Sync {
         campaign: &str,
     ) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
 }
+
+/// The sharing audit (flow 5): append-only records of who shared which asset version with whom,
+/// then the delivery marks track-delivery makes.
+pub trait SharingAudit: Send + Sync {
+    /// Appends `record` unless its send key is already there; `false` when it was.
+    fn append(
+        &self,
+        record: &crate::domain::sharing::AuditRecord,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Marks the record of `send_key` with `message_id` and `state` at `at_ms` (each first time
+    /// kept); `false` when no record has that key.
+    fn mark(
+        &self,
+        send_key: &str,
+        message_id: &str,
+        state: crate::domain::sending::DeliveryState,
+        at_ms: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Every record asked for on the UTC days `from` to `to` (`YYYY-MM-DD`, both included).
+    fn between(
+        &self,
+        from: &str,
+        to: &str,
+    ) -> impl Future<Output = Result<Vec<crate::domain::sharing::AuditRecord>, StoreError>> + Send;
+}

@@ -1124,3 +1124,79 @@ impl ReviewStore for InMemoryReviewStore {
         })
     }
 }
+
+/// The sharing audit in memory: records by send key, marks keeping their first time.
+#[derive(Debug, Default)]
+pub struct InMemorySharingAudit {
+    records: Mutex<std::collections::BTreeMap<String, crate::domain::sharing::AuditRecord>>,
+}
+
+impl InMemorySharingAudit {
+    /// Every record, by send key.
+    pub fn records(&self) -> Vec<crate::domain::sharing::AuditRecord> {
+        self.records
+            .lock()
+            .map(|r| r.values().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+impl crate::ports::SharingAudit for InMemorySharingAudit {
+    async fn append(
+        &self,
+        record: &crate::domain::sharing::AuditRecord,
+    ) -> Result<bool, crate::ports::StoreError> {
+        let mut records = self.records.lock().map_err(poisoned)?;
+        if records.contains_key(&record.send_key) {
+            return Ok(false);
+        }
+        records.insert(record.send_key.clone(), record.clone());
+        Ok(true)
+    }
+
+    async fn mark(
+        &self,
+        send_key: &str,
+        message_id: &str,
+        state: crate::domain::sending::DeliveryState,
+        at_ms: i64,
+    ) -> Result<bool, crate::ports::StoreError> {
+        use crate::domain::sending::DeliveryState;
+        let mut records = self.records.lock().map_err(poisoned)?;
+        let Some(record) = records.get_mut(send_key) else {
+            return Ok(false);
+        };
+        record
+            .message_id
+            .get_or_insert_with(|| message_id.to_owned());
+        let (sent, delivered, read) = match state {
+            DeliveryState::Sent => (true, false, false),
+            DeliveryState::Delivered => (true, true, false),
+            DeliveryState::Read => (true, true, true),
+            DeliveryState::Accepted | DeliveryState::Failed => (false, false, false),
+        };
+        if sent {
+            record.sent_at_ms.get_or_insert(at_ms);
+        }
+        if delivered {
+            record.delivered_at_ms.get_or_insert(at_ms);
+        }
+        if read {
+            record.read_at_ms.get_or_insert(at_ms);
+        }
+        Ok(true)
+    }
+
+    async fn between(
+        &self,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<crate::domain::sharing::AuditRecord>, crate::ports::StoreError> {
+        let days = crate::adapters::sharing_audit::days(from, to).unwrap_or_default();
+        Ok(self
+            .records()
+            .into_iter()
+            .filter(|r| days.contains(&crate::domain::sharing::day_of(r.requested_at_ms / 1000)))
+            .collect())
+    }
+}

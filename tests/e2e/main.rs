@@ -19,6 +19,7 @@ mod route_inbound;
 mod sam_local;
 mod send_message;
 mod sender_support;
+mod sharing;
 mod templates;
 mod track_delivery;
 mod whatsapp_sim;

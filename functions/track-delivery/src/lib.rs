@@ -3,6 +3,7 @@
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use shared::adapters::sending::{DynamoSendLedger, DynamoSentMessages};
+use shared::adapters::sharing_audit::DynamoSharingAudit;
 use shared::adapters::sqs_json::{SqsJsonQueue, SqsOutboundQueue};
 use shared::adapters::sqs_records::SqsRecordQueues;
 use shared::config::{ConfigError, Env};
@@ -10,7 +11,7 @@ use shared::domain::inbound::{ENVELOPE_VERSION, InboundItem};
 use shared::error::Retryable;
 use shared::flows::track_delivery::{DeliveryTracker, TrackError};
 use shared::lambda::sqs_batch::{BatchPolicy, RecordQueues, process_records};
-use shared::ports::{OutboundQueue, SendLedger, SentMessageStore};
+use shared::ports::{OutboundQueue, SendLedger, SentMessageStore, SharingAudit};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -23,6 +24,8 @@ pub struct Config {
     pub sent_messages_table: String,
     /// `outbound.fifo`, for template versions.
     pub outbound_queue_url: String,
+    /// The sharing audit (flow 5), marked sent / delivered / read.
+    pub sharing_audit_table: String,
     /// The dead-letter queue of `DeliveryStatus`.
     pub dead_letter_queue_url: String,
 }
@@ -35,6 +38,7 @@ impl Config {
             sends_table: env.required("SENDS_TABLE"),
             sent_messages_table: env.required("SENT_MESSAGES_TABLE"),
             outbound_queue_url: env.required("OUTBOUND_QUEUE_URL"),
+            sharing_audit_table: env.required("SHARING_AUDIT_TABLE"),
             dead_letter_queue_url: env.required("DEAD_LETTER_QUEUE_URL"),
         };
         env.finish()?;
@@ -43,8 +47,12 @@ impl Config {
 }
 
 /// The function's dependencies.
-pub type Deps<L = DynamoSendLedger, M = DynamoSentMessages, Q = SqsOutboundQueue> =
-    DeliveryTracker<L, M, Q>;
+pub type Deps<
+    L = DynamoSendLedger,
+    M = DynamoSentMessages,
+    Q = SqsOutboundQueue,
+    A = DynamoSharingAudit,
+> = DeliveryTracker<L, M, Q, A>;
 
 /// The function as Lambda and the local stack start and invoke it.
 #[derive(Debug)]
@@ -71,7 +79,8 @@ impl shared::lambda::function::Function for Lambda {
         Ok(Self {
             tracker: DeliveryTracker {
                 ledger: DynamoSendLedger::new(dynamodb.clone(), &config.sends_table),
-                messages: DynamoSentMessages::new(dynamodb, &config.sent_messages_table),
+                messages: DynamoSentMessages::new(dynamodb.clone(), &config.sent_messages_table),
+                audit: DynamoSharingAudit::new(dynamodb, &config.sharing_audit_table),
                 outbound: SqsOutboundQueue(SqsJsonQueue::new(
                     sqs.clone(),
                     &config.outbound_queue_url,
@@ -114,8 +123,8 @@ impl Retryable for RecordError {
 pub const RECORD_WORST_CASE: Duration = Duration::from_secs(5);
 
 /// Applies a `DeliveryStatus` batch before `deadline`; only what must come back is reported.
-pub async fn handle_batch<L, M, Q, R>(
-    tracker: &Deps<L, M, Q>,
+pub async fn handle_batch<L, M, Q, A, R>(
+    tracker: &Deps<L, M, Q, A>,
     records: &R,
     event: SqsEvent,
     deadline: Instant,
@@ -124,6 +133,7 @@ where
     L: SendLedger,
     M: SentMessageStore,
     Q: OutboundQueue,
+    A: SharingAudit,
     R: RecordQueues,
 {
     let policy = BatchPolicy {
@@ -136,14 +146,15 @@ where
     .await
 }
 
-async fn handle_record<L, M, Q>(
-    tracker: &Deps<L, M, Q>,
+async fn handle_record<L, M, Q, A>(
+    tracker: &Deps<L, M, Q, A>,
     record: SqsMessage,
 ) -> Result<(), RecordError>
 where
     L: SendLedger,
     M: SentMessageStore,
     Q: OutboundQueue,
+    A: SharingAudit,
 {
     let item: InboundItem = serde_json::from_str(record.body.as_deref().unwrap_or(""))
         .map_err(|e| RecordError::Malformed(Some(e)))?;
@@ -162,6 +173,7 @@ mod tests {
     use shared::ports::{BusinessNumberId, SentMessage};
     use shared::testing::{
         InMemoryOutboundQueue, InMemoryRecordQueues, InMemorySendLedger, InMemorySentMessageStore,
+        InMemorySharingAudit,
     };
 
     #[tokio::test]
@@ -171,6 +183,7 @@ mod tests {
             ledger: InMemorySendLedger::default(),
             messages: InMemorySentMessageStore::default(),
             outbound: InMemoryOutboundQueue::default(),
+            audit: InMemorySharingAudit::default(),
         };
         let wamid = "wamid.HBgLMTU1NTEyMzQ1NjcVAgARGBI5QTNDQTVCM0Q0Q0Q2RTY3RTcA";
         let recipient: shared::pseudonym::UserPseudonym =

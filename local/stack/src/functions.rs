@@ -89,6 +89,7 @@ fn registry() -> Vec<Registration> {
         register::<scan_rights_expiry::Lambda>(),
         register::<campaign_rollout::Lambda>(),
         register::<operator_page::Lambda>(),
+        register::<share_approved_asset::Lambda>(),
     ]
 }
 

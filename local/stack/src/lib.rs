@@ -4,6 +4,7 @@
 
 pub mod front;
 pub mod functions;
+pub mod jwt;
 pub mod malware_scan;
 pub mod moto;
 pub mod provision;

@@ -71,6 +71,7 @@ pub struct LocalStack {
     schedules: Vec<Scheduled>,
     invokers: BTreeMap<String, Invoker>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    authorizer: crate::jwt::Authorizer,
 }
 
 /// A started function and its timeout, invoked by hand.
@@ -138,6 +139,14 @@ impl LocalStack {
             .parameters
             .insert("OrangeLogicClientId".into(), "connector-local".into());
 
+        let authorizer = crate::jwt::Authorizer::new();
+        resources
+            .parameters
+            .insert("OperatorJwtIssuer".into(), crate::jwt::LOCAL_ISSUER.into());
+        resources.parameters.insert(
+            "OperatorJwtAudience".into(),
+            crate::jwt::LOCAL_AUDIENCE.into(),
+        );
         let mut routes = Vec::new();
         let mut consumers = Vec::new();
         let mut schedules = Vec::new();
@@ -169,10 +178,19 @@ impl LocalStack {
                 Invoker(Arc::clone(&invoke), timeout),
             );
             for (method, path) in &function.http_events {
+                let handler = functions::http(Arc::clone(&invoke), timeout);
+                let guarded = function
+                    .jwt_events
+                    .iter()
+                    .any(|(m, p)| m == method && p == path);
                 routes.push(Route {
                     method: method.clone(),
                     path: path.clone(),
-                    handler: functions::http(Arc::clone(&invoke), timeout),
+                    handler: if guarded {
+                        authorizer.guard(handler)
+                    } else {
+                        handler
+                    },
                 });
             }
             for trigger in &function.sqs_events {
@@ -231,7 +249,15 @@ impl LocalStack {
             schedules,
             invokers,
             tasks,
+            authorizer,
         })
+    }
+
+    /// A bearer token the operator API's authorizer accepts, naming the rep with WhatsApp
+    /// number `phone` (the `phone_number` claim share-approved-asset reads).
+    pub fn operator_token(&self, phone: &str) -> String {
+        self.authorizer
+            .mint(&format!("rep:{phone}"), &[("phone_number", phone)])
     }
 
     /// Fires the schedule of the function `logical_id`, as EventBridge Scheduler would; returns its answer.

@@ -74,6 +74,9 @@ pub struct FunctionDef {
     pub sqs_events: Vec<SqsTrigger>,
     /// HTTP API triggers: method and path.
     pub http_events: Vec<(String, String)>,
+    /// The HTTP API triggers whose API authorizes with a JWT by default (API Gateway answers 401
+    /// without a valid token and never invokes the function): method and path.
+    pub jwt_events: Vec<(String, String)>,
     /// Schedules.
     pub schedules: Vec<ScheduleDef>,
     /// `Timeout` seconds (the function's, else Globals', else Lambda's default of 3).
@@ -160,6 +163,7 @@ impl Template {
         let Some(resources) = root.get("Resources").and_then(Value::as_mapping) else {
             return Ok(template);
         };
+        let jwt_apis = jwt_apis(resources);
         for (id, resource) in resources {
             let id = id.as_str().unwrap_or_default().to_owned();
             let props = resource.get("Properties");
@@ -269,6 +273,7 @@ impl Template {
                         environment,
                         sqs_events: Vec::new(),
                         http_events: Vec::new(),
+                        jwt_events: Vec::new(),
                         schedules: Vec::new(),
                         timeout_seconds: props
                             .and_then(|p| p.get("Timeout"))
@@ -316,10 +321,16 @@ impl Template {
                                 }
                             },
                             Some("HttpApi") => {
-                                function.http_events.push((
+                                let route = (
                                     str_of(field("Method")).to_uppercase(),
                                     str_of(field("Path")),
-                                ));
+                                );
+                                if matches!(field("ApiId").map(reference),
+                                    Some(Reference::Ref(api)) if jwt_apis.contains(&api))
+                                {
+                                    function.jwt_events.push(route.clone());
+                                }
+                                function.http_events.push(route);
                             }
                             Some("ScheduleV2" | "Schedule") => {
                                 function.schedules.push(ScheduleDef {
@@ -348,6 +359,27 @@ impl Template {
             .iter()
             .find(|f| f.sqs_events.iter().any(|t| t.queue == queue_logical_id))
     }
+}
+
+/// The `AWS::Serverless::HttpApi` resources whose `Auth.DefaultAuthorizer` is a JWT authorizer.
+fn jwt_apis(resources: &serde_norway::Mapping) -> std::collections::BTreeSet<String> {
+    resources
+        .iter()
+        .filter(|(_, r)| r.get("Type").and_then(Value::as_str) == Some("AWS::Serverless::HttpApi"))
+        .filter(|(_, r)| {
+            let auth = r.get("Properties").and_then(|p| p.get("Auth"));
+            let default = auth
+                .and_then(|a| a.get("DefaultAuthorizer"))
+                .and_then(Value::as_str);
+            default.is_some_and(|name| {
+                auth.and_then(|a| a.get("Authorizers"))
+                    .and_then(|a| a.get(name))
+                    .and_then(|a| a.get("JwtConfiguration"))
+                    .is_some()
+            })
+        })
+        .filter_map(|(id, _)| id.as_str().map(str::to_owned))
+        .collect()
 }
 
 /// Expands `Fn::ForEach::<Loop>: [Identifier, [values], {resources}]` (the

@@ -10,6 +10,7 @@ pub mod orange_logic;
 pub mod reviews;
 pub mod sending;
 pub mod sent_lookup;
+pub mod sharing_audit;
 pub mod sqs;
 pub mod sqs_json;
 pub mod sqs_records;

@@ -13,3 +13,4 @@ pub mod outbound;
 pub mod review;
 pub mod routing;
 pub mod sending;
+pub mod sharing;

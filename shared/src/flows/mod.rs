@@ -11,4 +11,5 @@ pub mod review_request;
 pub mod rights_expiry;
 pub mod route_inbound;
 pub mod send_message;
+pub mod share_asset;
 pub mod track_delivery;

@@ -3,11 +3,12 @@
 //! late `131047` (window closed) into the template version of the message, once.
 
 use crate::domain::inbound::{InboundItem, InboundKind};
+use crate::domain::outbound::MessageFlow;
 use crate::domain::sending::DeliveryState;
 use crate::error::Retryable;
 use crate::ports::{
     OutboundQueue, PricingInfo, QueueError, SendLedger, SentMessage, SentMessageStore,
-    StatusUpdate, StoreError,
+    SharingAudit, StatusUpdate, StoreError,
 };
 use crate::whatsapp::webhook_types::{Status, StatusKind};
 
@@ -51,13 +52,15 @@ impl Retryable for TrackError {
 
 /// Delivery tracking and its ports.
 #[derive(Debug)]
-pub struct DeliveryTracker<L, M, Q> {
+pub struct DeliveryTracker<L, M, Q, A> {
     /// The sends table (settles unknown outcomes, holds template versions).
     pub ledger: L,
     /// The sent-messages table.
     pub messages: M,
     /// Where template versions go.
     pub outbound: Q,
+    /// The sharing audit: a flow-5 share's sent, delivered and read.
+    pub audit: A,
 }
 
 fn state_of(kind: StatusKind) -> Option<DeliveryState> {
@@ -101,11 +104,12 @@ pub fn update_of(status: &Status) -> Option<StatusUpdate> {
     })
 }
 
-impl<L, M, Q> DeliveryTracker<L, M, Q>
+impl<L, M, Q, A> DeliveryTracker<L, M, Q, A>
 where
     L: SendLedger,
     M: SentMessageStore,
     Q: OutboundQueue,
+    A: SharingAudit,
 {
     /// Applies one `DeliveryStatus` item.
     #[tracing::instrument(name = "track_delivery", skip_all, fields(key = %item.key))]
@@ -147,6 +151,26 @@ where
             tracing::info!("a status for a message this connector did not send");
             return Ok(Tracked::Ignored);
         };
+        let key = &tracked.message.key;
+        if key.flow == MessageFlow::Sharing {
+            // A share sent as its template after a late 131047 travels under the template
+            // version's key: its audit record is the original send's.
+            let audited = match key.version.strip_suffix("#template") {
+                Some(version) => crate::domain::outbound::SendKey {
+                    version: version.to_owned(),
+                    ..key.clone()
+                },
+                None => key.clone(),
+            };
+            let marked = self
+                .audit
+                .mark(&audited.encode(), &status.id, update.state, update.at_ms)
+                .await?;
+            if !marked {
+                // The rep's own answers are sharing sends too; only shares have audit records.
+                tracing::debug!("a sharing send without an audit record");
+            }
+        }
         if update.state == DeliveryState::Failed {
             let code = update.error.as_ref().map(|(code, _)| *code);
             tracing::warn!(code, "a sent message failed");
@@ -178,17 +202,24 @@ mod tests {
     use crate::ports::{BusinessNumberId, OwnerToken, SendRecord, SendState};
     use crate::pseudonym::Pseudonymizer;
     use crate::secrets::Secret;
-    use crate::testing::{InMemoryOutboundQueue, InMemorySendLedger, InMemorySentMessageStore};
+    use crate::testing::{
+        InMemoryOutboundQueue, InMemorySendLedger, InMemorySentMessageStore, InMemorySharingAudit,
+    };
     use serde_json::json;
 
-    type Tracker =
-        DeliveryTracker<InMemorySendLedger, InMemorySentMessageStore, InMemoryOutboundQueue>;
+    type Tracker = DeliveryTracker<
+        InMemorySendLedger,
+        InMemorySentMessageStore,
+        InMemoryOutboundQueue,
+        InMemorySharingAudit,
+    >;
 
     fn tracker() -> Tracker {
         DeliveryTracker {
             ledger: InMemorySendLedger::default(),
             messages: InMemorySentMessageStore::default(),
             outbound: InMemoryOutboundQueue::default(),
+            audit: InMemorySharingAudit::default(),
         }
     }
 
@@ -302,6 +333,39 @@ mod tests {
             .expect("record");
         assert_eq!(record.state, DeliveryState::Read);
         assert_eq!(record.history.len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_shares_statuses_mark_its_audit_record_keeping_each_first_time() {
+        use crate::ports::SharingAudit as _;
+        let tracker = tracker();
+        sent(&tracker).await;
+        let record = crate::domain::sharing::AuditRecord {
+            send_key: key().encode(),
+            asset: "A-1".into(),
+            version: "3".into(),
+            rep: "Maria".into(),
+            rep_pseudonym: "u_r".into(),
+            recipient: key().recipient.as_str().to_owned(),
+            requested_at_ms: 0,
+            message_id: None,
+            sent_at_ms: None,
+            delivered_at_ms: None,
+            read_at_ms: None,
+        };
+        assert!(tracker.audit.append(&record).await.expect("appended"));
+        for (state, at) in [("delivered", 2), ("read", 3), ("delivered", 9)] {
+            tracker
+                .track(&item(status(state, at)))
+                .await
+                .expect("applied");
+        }
+        let audited = tracker.audit.records();
+        assert_eq!(audited.len(), 1);
+        assert_eq!(audited[0].message_id.as_deref(), Some("wamid.X"));
+        assert_eq!(audited[0].sent_at_ms, Some(2_000), "delivered implies sent");
+        assert_eq!(audited[0].delivered_at_ms, Some(2_000));
+        assert_eq!(audited[0].read_at_ms, Some(3_000));
     }
 
     #[tokio::test]

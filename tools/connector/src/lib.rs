@@ -4,6 +4,7 @@
 //! (`health`). `main` parses the arguments and prints; this library does the work, so tests drive
 //! it directly.
 
+pub mod audit_cmd;
 pub mod campaign_cmd;
 pub mod cli;
 pub mod contacts_cmd;
@@ -31,6 +32,7 @@ usage:
   connector contacts import FILE.csv [--skip-bad-rows]
   connector contacts export [FILE.csv]
   connector campaign status CAMPAIGN
+  connector audit export --from YYYY-MM-DD --to YYYY-MM-DD [--out FILE.csv] [--stack NAME]
   connector dlq list [--stack NAME]
   connector dlq show <queue> [--limit N] [--stack NAME]
   connector dlq redrive <queue> (--all | --id ID | --older-than DURATION) [--stack NAME]
@@ -58,6 +60,7 @@ pub fn help(words: &[String]) -> String {
         Some("dlq") => dlq_cmd::help(rest).to_owned(),
         Some("sent") => sent_cmd::HELP.to_owned(),
         Some("health") => health_cmd::HELP.to_owned(),
+        Some("audit") => audit_cmd::HELP.to_owned(),
         Some(group @ ("templates" | "contacts" | "campaign")) => {
             let prefix = match rest.first() {
                 Some(word) => format!("  connector {group} {word}"),
@@ -133,6 +136,8 @@ pub enum Command {
     Sent(sent_cmd::SentCommand),
     /// `health`.
     Health(health_cmd::HealthCommand),
+    /// `audit export`.
+    Audit(audit_cmd::AuditCommand),
 }
 
 /// Why the command could not do its work (its report says what it found when it could).
@@ -199,6 +204,7 @@ pub fn parse_args(args: &[String]) -> Result<Command, AdminError> {
         Some("dlq") => return dlq_cmd::parse(rest).map(Command::Dlq),
         Some("sent") => return sent_cmd::parse(rest).map(Command::Sent),
         Some("health") => return health_cmd::parse(rest).map(Command::Health),
+        Some("audit") => return audit_cmd::parse(rest).map(Command::Audit),
         _ => {}
     }
     let mut positional = Vec::new();
@@ -380,6 +386,23 @@ pub async fn run<F: Fn(&str) -> Option<String>>(
         Command::Health(command) => {
             let target = target(&command.target, &env).await?;
             Ok(report(health_cmd::run(&target, &command).await?))
+        }
+        Command::Audit(command) => {
+            let target = target(&command.target, &env).await?;
+            let (csv, summary) = audit_cmd::run(&target, &command).await?;
+            match &command.out {
+                Some(path) => {
+                    std::fs::write(path, csv).map_err(|source| AdminError::File {
+                        path: path.clone(),
+                        source,
+                    })?;
+                    Ok(report(summary))
+                }
+                None => Ok(Outcome {
+                    report: summary,
+                    csv: Some(csv),
+                }),
+            }
         }
         Command::Validate { dir, config } => {
             let configured = configured(config, &env).await?;

@@ -14,7 +14,8 @@ pub const TARGET_HELP: &str = "\
 Where: --stack NAME (else CONNECTOR_STACK_NAME) finds the queues and tables by the names
 template.yaml gives them (<stack>-<Queue>.fifo, <stack>-<Queue>-dlq.fifo, <stack>-sends, ...).
 Without a stack, CONNECTOR_QUEUE_URLS (comma-separated queue URLs) and the functions' table
-variables (SENDS_TABLE, SENT_MESSAGES_TABLE, ASSET_STATE_TABLE, EXPIRY_ALERTS_TABLE) say where;
+variables (SENDS_TABLE, SENT_MESSAGES_TABLE, ASSET_STATE_TABLE, EXPIRY_ALERTS_TABLE,
+SHARING_AUDIT_TABLE) say where;
 they also override what the stack name gives. The AWS SDK's environment picks the account
 (AWS_PROFILE, AWS_REGION, ...) or a local emulator: against the local stack (local/stack.sh) set
 AWS_ENDPOINT_URL=http://127.0.0.1:5000 AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=test
@@ -28,8 +29,9 @@ pub struct TargetOptions {
 }
 
 /// The tables the operations subcommands read: (the functions' variable, the template's suffix).
-const TABLES: [(&str, &str); 4] = [
+const TABLES: [(&str, &str); 5] = [
     ("SENDS_TABLE", "sends"),
+    ("SHARING_AUDIT_TABLE", "sharing-audit"),
     ("SENT_MESSAGES_TABLE", "sent-messages"),
     ("ASSET_STATE_TABLE", "asset-state"),
     ("EXPIRY_ALERTS_TABLE", "expiry-alerts"),
