@@ -12,3 +12,4 @@ pub mod outbound;
 pub mod review;
 pub mod routing;
 pub mod sending;
+pub mod ugc;
