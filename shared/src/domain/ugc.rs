@@ -279,6 +279,12 @@ fn strip_jpeg(bytes: &[u8]) -> Option<Stripped<'_>> {
             break;
         }
         let drop = match marker {
+            0xE1 if body.starts_with(b"Exif\0\0")
+                && orientation.map(orientation_only_exif).as_deref() == Some(&bytes[at..end]) =>
+            {
+                // Already only the orientation (a copy stripped before).
+                false
+            }
             0xE1 if body.starts_with(b"Exif\0\0") => {
                 if !removed.contains(&"exif") {
                     if let Some(orientation) = orientation {
