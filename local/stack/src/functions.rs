@@ -88,6 +88,7 @@ fn registry() -> Vec<Registration> {
         register::<ingest_field_media::Lambda>(),
         register::<scan_rights_expiry::Lambda>(),
         register::<campaign_rollout::Lambda>(),
+        register::<intake_ugc_submission::Lambda>(),
     ]
 }
 

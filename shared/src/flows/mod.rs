@@ -12,3 +12,4 @@ pub mod rights_expiry;
 pub mod route_inbound;
 pub mod send_message;
 pub mod track_delivery;
+pub mod ugc_intake;
