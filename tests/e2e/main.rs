@@ -21,5 +21,6 @@ mod send_message;
 mod sender_support;
 mod templates;
 mod track_delivery;
+mod ugc;
 mod whatsapp_sim;
 mod whatsapp_webhook;
