@@ -123,7 +123,11 @@ impl UgcBench {
     /// Taps a button of the first consent question about `submission`.
     fn tap(&self, submission: &str, action: &str) {
         let (question, _) = self.questions().into_iter().next().expect("a question");
-        let title = if action == "yes" { "Yes, I agree" } else { "No" };
+        let title = if action == "yes" {
+            "Yes, I agree"
+        } else {
+            "No"
+        };
         self.customer()
             .tap_reply_button(&question, &format!("ug|{action}|{submission}|1"), title);
     }
@@ -178,13 +182,14 @@ impl UgcBench {
             .expect("scanned")
             .items
             .unwrap_or_default();
-        let text = |i: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
-                    k: &str| {
-            i.get(k)
-                .and_then(|v| v.as_s().ok())
-                .cloned()
-                .unwrap_or_default()
-        };
+        let text =
+            |i: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>,
+             k: &str| {
+                i.get(k)
+                    .and_then(|v| v.as_s().ok())
+                    .cloned()
+                    .unwrap_or_default()
+            };
         items
             .iter()
             .filter(|i| text(i, "kind") == "consent")
@@ -231,7 +236,10 @@ async fn consent_yes_files_the_photo_in_moderation_with_consent_recorded_and_no_
             && questions[0].1.contains("[Yes, I agree | No]"),
         "{questions:?}"
     );
-    assert!(bench.ugc_assets().is_empty(), "nothing filed before consent");
+    assert!(
+        bench.ugc_assets().is_empty(),
+        "nothing filed before consent"
+    );
     assert_eq!(bench.staged_objects().await, 1, "the photo is held in S3");
 
     bench.tap(&wamid, "yes");
@@ -264,7 +272,7 @@ async fn consent_yes_files_the_photo_in_moderation_with_consent_recorded_and_no_
     );
     let bytes = &asset.versions[0].head;
     assert!(!bytes.is_empty(), "the DAM holds the file");
-    assert_eq!(exif_gps(PHOTO).is_some(), true, "the original had GPS");
+    assert!(exif_gps(PHOTO).is_some(), "the original had GPS");
     assert_eq!(exif_gps(bytes), None, "no GPS in the DAM's copy");
     assert!(!contains(bytes, b"Pixel Test 9") && !contains(bytes, b"SN-12345678"));
     assert_eq!(exif_orientation(bytes), Some(6), "still upright");
@@ -332,17 +340,34 @@ async fn no_answer_gets_exactly_one_reminder_then_nothing_is_kept() {
     let first = bench.sweep().await;
     bench.drain("OutboundQueue").await;
     bench.phone.idle().await;
-    assert_eq!((first["reminded"].as_u64(), first["expired"].as_u64()), (Some(1), Some(0)));
-    assert_eq!(bench.staged_objects().await, 1, "still held after the reminder");
+    assert_eq!(
+        (first["reminded"].as_u64(), first["expired"].as_u64()),
+        (Some(1), Some(0))
+    );
+    assert_eq!(
+        bench.staged_objects().await,
+        1,
+        "still held after the reminder"
+    );
     let second = bench.sweep().await;
     let third = bench.sweep().await;
     bench.drain("OutboundQueue").await;
     bench.phone.idle().await;
-    assert_eq!((second["reminded"].as_u64(), second["expired"].as_u64()), (Some(0), Some(1)));
-    assert_eq!((third["reminded"].as_u64(), third["expired"].as_u64()), (Some(0), Some(0)));
+    assert_eq!(
+        (second["reminded"].as_u64(), second["expired"].as_u64()),
+        (Some(0), Some(1))
+    );
+    assert_eq!(
+        (third["reminded"].as_u64(), third["expired"].as_u64()),
+        (Some(0), Some(0))
+    );
 
     let questions = bench.questions();
-    assert_eq!(questions.len(), 2, "the question and one reminder: {questions:?}");
+    assert_eq!(
+        questions.len(),
+        2,
+        "the question and one reminder: {questions:?}"
+    );
     assert!(questions[1].1.starts_with("Reminder:"), "{questions:?}");
     assert_eq!(bench.staged_objects().await, 0, "nothing staged");
     assert!(bench.ugc_assets().is_empty());
@@ -370,7 +395,12 @@ async fn a_consenting_senders_next_submission_goes_straight_to_moderation_withou
     );
     bench.run_chain().await;
 
-    assert_eq!(bench.questions().len(), 1, "asked once: {:?}", bench.received());
+    assert_eq!(
+        bench.questions().len(),
+        1,
+        "asked once: {:?}",
+        bench.received()
+    );
     let assets = bench.ugc_assets();
     assert_eq!(assets.len(), 2, "{assets:?}");
     for asset in &assets {
@@ -383,7 +413,11 @@ async fn a_consenting_senders_next_submission_goes_straight_to_moderation_withou
         );
         assert_eq!(exif_gps(&asset.versions[0].head), None);
     }
-    assert_eq!(bench.consents().await.len(), 1, "one consent, recorded once");
+    assert_eq!(
+        bench.consents().await.len(),
+        1,
+        "one consent, recorded once"
+    );
     assert_eq!(bench.staged_objects().await, 0);
 }
 
@@ -421,7 +455,7 @@ fn webhook_body(wamid: &str, media_id: &str, sha256: &str) -> String {
             "messaging_product": "whatsapp",
             "metadata": {"display_phone_number": "15551230000", "phone_number_id": UGC_NUMBER},
             "contacts": [{"profile": {"name": "Sam"}, "wa_id": CUSTOMER}],
-            "messages": [{"from": CUSTOMER, "id": wamid, "timestamp": "1795703398", "type": "image",
+            "messages": [{"from": CUSTOMER, "id": wamid, "timestamp": jiff::Timestamp::now().as_second().to_string(), "type": "image",
                           "image": {"id": media_id, "mime_type": "image/jpeg", "sha256": sha256}}]
         }}]}]
     })
@@ -432,6 +466,8 @@ fn webhook_body(wamid: &str, media_id: &str, sha256: &str) -> String {
 async fn the_same_webhook_delivered_twice_asks_once_and_files_one_asset() {
     let bench = bench(&[]).await;
     let (media_id, sha256) = bench.phone.add_media("image/jpeg", PHOTO.to_vec());
+    // The customer just wrote (the webhook below is theirs): their window is open.
+    bench.customer().last_wrote(Some(Duration::from_secs(1)));
     let body = webhook_body("wamid.UGCDUP1", &media_id, &sha256);
     let meta = bench.env.meta();
     assert_eq!(meta.deliver(body.as_bytes()).await.expect("delivered"), 200);
@@ -445,6 +481,23 @@ async fn the_same_webhook_delivered_twice_asks_once_and_files_one_asset() {
         .expect("consumer");
     let routed = bench.env.receive_all("UgcIntakeQueue").await;
     assert_eq!(routed.len(), 1, "the queue deduplicated the deliveries");
+    // The copy taken off the queue would hold the customer's FIFO group (their tap) for a minute.
+    bench
+        .env
+        .stack
+        .sqs()
+        .purge_queue()
+        .queue_url(
+            bench
+                .env
+                .stack
+                .resources
+                .queue_url("UgcIntakeQueue")
+                .expect("queue"),
+        )
+        .send()
+        .await
+        .expect("purged");
     for n in 0..2 {
         let mut record = SqsMessage::default();
         record.message_id = Some(format!("redelivery-{n}"));
@@ -460,7 +513,12 @@ async fn the_same_webhook_delivered_twice_asks_once_and_files_one_asset() {
     }
     bench.drain("OutboundQueue").await;
     bench.phone.idle().await;
-    assert_eq!(bench.questions().len(), 1, "one ask: {:?}", bench.received());
+    assert_eq!(
+        bench.questions().len(),
+        1,
+        "one ask: {:?}",
+        bench.received()
+    );
 
     bench.tap("wamid.UGCDUP1", "yes");
     bench.run_chain().await;

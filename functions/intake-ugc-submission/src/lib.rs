@@ -354,12 +354,12 @@ mod tests {
         };
         let days = Config::from_lookup(vars(&[("CONSENT_HOLD_DAYS", "2")])).expect("config");
         assert_eq!(days.hold, Duration::from_secs(2 * 86_400));
-        let seconds =
-            Config::from_lookup(vars(&[("CONSENT_HOLD_SECONDS", "5")])).expect("config");
+        let seconds = Config::from_lookup(vars(&[("CONSENT_HOLD_SECONDS", "5")])).expect("config");
         assert_eq!(seconds.hold, Duration::from_secs(5));
-        let sweep: SweepRequest =
-            serde_json::from_str(include_str!("../../../events/intake-ugc-submission/sweep.json"))
-                .expect("the sweep event");
+        let sweep: SweepRequest = serde_json::from_str(include_str!(
+            "../../../events/intake-ugc-submission/sweep.json"
+        ))
+        .expect("the sweep event");
         assert!(matches!(sweep.sweep, SweepKind::Consent));
     }
 }

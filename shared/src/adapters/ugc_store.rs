@@ -148,7 +148,8 @@ fn pseudonym(value: String) -> Result<UserPseudonym, StoreError> {
 }
 
 fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Pending, StoreError> {
-    let get = |name: &str| text(item, name).ok_or_else(|| rejected(format!("pending without {name}")));
+    let get =
+        |name: &str| text(item, name).ok_or_else(|| rejected(format!("pending without {name}")));
     Ok(Pending {
         wamid: get("wamid")?,
         user: pseudonym(get("user")?)?,
@@ -158,7 +159,9 @@ fn from_item(item: &HashMap<String, AttributeValue>) -> Result<Pending, StoreErr
         campaign: get("campaign")?,
         source: get("source")?,
         staged_key: get("staged_key")?,
-        bytes: number(item, "bytes").and_then(|b| u64::try_from(b).ok()).unwrap_or(0),
+        bytes: number(item, "bytes")
+            .and_then(|b| u64::try_from(b).ok())
+            .unwrap_or(0),
         mime: get("mime")?,
         caption: text(item, "caption").unwrap_or_default(),
         sent_at_ms: number(item, "sent_at_ms").unwrap_or(0),

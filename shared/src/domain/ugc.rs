@@ -185,8 +185,7 @@ pub fn accepted_text(campaign: &str) -> String {
 }
 
 /// What the contributor reads after No.
-pub const DECLINED_TEXT: &str =
-    "Understood: we have deleted your submission and will not use it.";
+pub const DECLINED_TEXT: &str = "Understood: we have deleted your submission and will not use it.";
 
 /// What a tap on a question whose submission is gone reads.
 pub const GONE_TEXT: &str = "That submission is no longer held (it was answered or expired). \
@@ -267,7 +266,10 @@ fn strip_jpeg(bytes: &[u8]) -> Option<Stripped<'_>> {
             at += 2;
             continue;
         }
-        let len = usize::from(u16::from_be_bytes([*bytes.get(at + 2)?, *bytes.get(at + 3)?]));
+        let len = usize::from(u16::from_be_bytes([
+            *bytes.get(at + 2)?,
+            *bytes.get(at + 3)?,
+        ]));
         if len < 2 {
             return None;
         }
@@ -433,11 +435,22 @@ mod tests {
         assert_eq!(stripped.removed, ["exif", "xmp", "iptc", "comment"]);
         assert_eq!(exif_gps(bytes), None, "no GPS left");
         for device in [&b"PhoneCo"[..], b"Pixel Test 9", b"SN-12345678", b"London"] {
-            assert!(!contains(bytes, device), "{}", String::from_utf8_lossy(device));
+            assert!(
+                !contains(bytes, device),
+                "{}",
+                String::from_utf8_lossy(device)
+            );
         }
         assert_eq!(exif_orientation(bytes), Some(6), "orientation kept");
-        assert_eq!(scan_data(bytes), scan_data(PHOTO), "image data byte-identical");
-        assert!(bytes.starts_with(&[0xFF, 0xD8, 0xFF, 0xE0]), "JFIF kept first");
+        assert_eq!(
+            scan_data(bytes),
+            scan_data(PHOTO),
+            "image data byte-identical"
+        );
+        assert!(
+            bytes.starts_with(&[0xFF, 0xD8, 0xFF, 0xE0]),
+            "JFIF kept first"
+        );
         assert!(bytes.len() < PHOTO.len());
     }
 
@@ -496,8 +509,13 @@ mod tests {
         .expect("a campaign");
         assert_eq!(by_keyword.campaign, "BEACH26");
         assert_eq!(by_keyword.source, CampaignSource::Keyword("BEACH26".into()));
-        let by_ad = campaign_of("sunset", Some("120210000000001"), Some("SUMMER26"), &routing)
-            .expect("a campaign");
+        let by_ad = campaign_of(
+            "sunset",
+            Some("120210000000001"),
+            Some("SUMMER26"),
+            &routing,
+        )
+        .expect("a campaign");
         assert_eq!(by_ad.campaign, "SUMMER26-ADS");
         assert_eq!(
             by_ad.source.to_field(),

@@ -176,8 +176,13 @@ impl<O: OutboundQueue> UgcIntake<O> {
                     .await
             }
             _ => {
-                self.reply(routed, &routed.key, "not-media", rules::NOT_MEDIA_TEXT.into())
-                    .await?;
+                self.reply(
+                    routed,
+                    &routed.key,
+                    "not-media",
+                    rules::NOT_MEDIA_TEXT.into(),
+                )
+                .await?;
                 Ok(Outcome::Told)
             }
         }
@@ -205,8 +210,13 @@ impl<O: OutboundQueue> UgcIntake<O> {
                     &self.settings.routing,
                 ) else {
                     tracing::warn!(user = %routed.user, "UGC without a campaign (the number has none configured)");
-                    self.reply(routed, &routed.key, "not-media", rules::NOT_MEDIA_TEXT.into())
-                        .await?;
+                    self.reply(
+                        routed,
+                        &routed.key,
+                        "not-media",
+                        rules::NOT_MEDIA_TEXT.into(),
+                    )
+                    .await?;
                     return Ok(Outcome::Told);
                 };
                 let digest = crate::crypto::sha256_hex(&[routed.key.as_bytes()]);
@@ -449,7 +459,10 @@ impl<O: OutboundQueue> UgcIntake<O> {
                     &digest[..20],
                     media_rules::extension(&pending.mime)
                 );
-                let folder = self.dam.folder_record_id(&routing.moderation_folder).await?;
+                let folder = self
+                    .dam
+                    .folder_record_id(&routing.moderation_folder)
+                    .await?;
                 let media = NewMedia {
                     folder,
                     file_name,
@@ -474,9 +487,9 @@ impl<O: OutboundQueue> UgcIntake<O> {
                         .upload_new_media(&media, move || {
                             let body = body.clone();
                             Ok((
-                                futures::stream::once(async move {
-                                    Ok::<Bytes, std::io::Error>(body)
-                                })
+                                futures::stream::once(
+                                    async move { Ok::<Bytes, std::io::Error>(body) },
+                                )
                                 .boxed(),
                                 len,
                             ))
