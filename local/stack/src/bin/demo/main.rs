@@ -12,6 +12,7 @@ mod conversation;
 mod field_ingest;
 mod review;
 mod rights_expiry;
+mod ugc;
 
 const APP_SECRET: &str = "local-app-secret-change-me";
 /// The notifications / field / sharing number of `local/connector.yaml`.
@@ -73,6 +74,7 @@ async fn main() -> anyhow::Result<()> {
     let live = Live::start(&moto.endpoint, &format!("live{}", std::process::id()), &dam).await?;
     conversation::play(&live).await?;
     field_ingest::play(&moto.endpoint).await?;
+    ugc::play(&moto.endpoint).await?;
     println!("\nDemo finished: every step above ran through the real Lambda handlers on moto.");
     Ok(())
 }
