@@ -347,7 +347,9 @@ mod tests {
                     .find(|(k, _)| *k == name)
                     .map(|(_, v)| (*v).to_owned())
                     .or_else(|| {
-                        (!name.starts_with("CONSENT_") && name != "ORANGE_LOGIC_AUTH")
+                        (!name.starts_with("CONSENT_")
+                            && !name.ends_with("_MS")
+                            && name != "ORANGE_LOGIC_AUTH")
                             .then(|| "x".to_owned())
                     })
             }
