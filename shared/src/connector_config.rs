@@ -641,11 +641,44 @@ pub struct RoutingRule {
     pub workflow: Option<String>,
 }
 
-/// Where UGC lands.
+/// Where UGC lands, the terms contributors agree to, and how a submission's campaign is found.
 #[derive(Debug, Clone, Deserialize)]
 pub struct UgcRouting {
     /// Moderation folder.
     pub moderation_folder: String,
+    /// The terms a contributor agrees to, linked in the consent question.
+    #[serde(default)]
+    pub terms_url: String,
+    /// Their version, recorded with each consent.
+    #[serde(default)]
+    pub terms_version: String,
+    /// A word of the caption or text (any case, `#` allowed) → the campaign it names.
+    #[serde(default)]
+    pub keywords: BTreeMap<String, String>,
+    /// A click-to-WhatsApp ad or post (`referral.source_id`) → its campaign.
+    #[serde(default)]
+    pub referral_campaigns: BTreeMap<String, String>,
+    /// The DAM field that says where a submission came from (default `Custom.UgcSource`).
+    #[serde(default = "default_ugc_source_field")]
+    pub source_field: String,
+    /// The DAM field holding the consent record (default `Custom.UgcConsent`).
+    #[serde(default = "default_ugc_consent_field")]
+    pub consent_field: String,
+    /// The usage-rights value of a new submission (default `Pending clearance`).
+    #[serde(default = "default_ugc_rights_pending")]
+    pub rights_pending: String,
+}
+
+fn default_ugc_source_field() -> String {
+    "Custom.UgcSource".into()
+}
+
+fn default_ugc_consent_field() -> String {
+    "Custom.UgcConsent".into()
+}
+
+fn default_ugc_rights_pending() -> String {
+    "Pending clearance".into()
 }
 
 /// Rights-expiry alerting.
@@ -876,6 +909,23 @@ impl ConnectorConfig {
         }
         if self.routing.ugc.moderation_folder.trim().is_empty() {
             issue("routing.ugc.moderation_folder".into(), "is empty");
+        }
+        let takes_ugc = self
+            .whatsapp
+            .business_numbers
+            .iter()
+            .any(|n| n.purposes.contains(&Purpose::UgcIntake));
+        if takes_ugc {
+            let ugc = &self.routing.ugc;
+            if !(ugc.terms_url.starts_with("https://") || ugc.terms_url.starts_with("http://")) {
+                issue(
+                    "routing.ugc.terms_url".into(),
+                    "must be the terms' http(s) address (a ugc_intake number asks for consent to them)",
+                );
+            }
+            if ugc.terms_version.trim().is_empty() {
+                issue("routing.ugc.terms_version".into(), "is empty");
+            }
         }
         let windows = &self.alerts.expiry_windows_days;
         if windows.is_empty() || windows.contains(&0) {

@@ -22,5 +22,6 @@ mod sender_support;
 mod sharing;
 mod templates;
 mod track_delivery;
+mod ugc;
 mod whatsapp_sim;
 mod whatsapp_webhook;

@@ -907,7 +907,7 @@ async fn upload(
     if let Some(refused) = gate(&inner, &method, &uri, &headers, &params).await {
         return refused;
     }
-    let mut received: Option<(String, u64, String)> = None;
+    let mut received: Option<(String, u64, String, Vec<u8>)> = None;
     loop {
         let mut field = match multipart.next_field().await {
             Ok(Some(field)) => field,
@@ -926,6 +926,7 @@ async fn upload(
             let file_name = field.file_name().unwrap_or("upload.bin").to_owned();
             let mut digest = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
             let mut size: u64 = 0;
+            let mut head = Vec::new();
             loop {
                 match field.chunk().await {
                     Ok(Some(chunk)) => {
@@ -942,6 +943,8 @@ async fn upload(
                             );
                         }
                         digest.update(&chunk);
+                        let room = crate::store::KEPT_BYTES.saturating_sub(head.len());
+                        head.extend_from_slice(&chunk[..room.min(chunk.len())]);
                     }
                     Ok(None) => break,
                     Err(_) => {
@@ -954,13 +957,13 @@ async fn upload(
                     }
                 }
             }
-            received = Some((file_name, size, hex::encode(digest.finish().as_ref())));
+            received = Some((file_name, size, hex::encode(digest.finish().as_ref()), head));
         } else if let Ok(text) = field.text().await {
             params.push((name, text));
         }
     }
     let json_format = wants_json(&params);
-    let Some((part_file_name, size, sha256)) = received else {
+    let Some((part_file_name, size, sha256, head)) = received else {
         return answer(
             &inner,
             json_format,
@@ -1006,6 +1009,7 @@ async fn upload(
                 file_name,
                 size,
                 sha256,
+                head,
             });
         }
         let identifier = store

@@ -146,6 +146,8 @@ impl Default for SimConfig {
                 "Custom.WhatsAppMessageId",
                 "Custom.OriginalFileName",
                 "Custom.PackageAssets",
+                "Custom.UgcSource",
+                "Custom.UgcConsent",
             ]
             .map(String::from)
             .to_vec(),

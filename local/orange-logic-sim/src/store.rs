@@ -156,7 +156,13 @@ pub struct Version {
     pub size: u64,
     /// SHA-256 of the bytes, hex.
     pub sha256: String,
+    /// The first [`KEPT_BYTES`] bytes received, so a test can read what the DAM holds (EXIF).
+    #[serde(skip)]
+    pub head: Vec<u8>,
 }
+
+/// How many bytes of each upload the simulator keeps (the rest is counted and hashed only).
+pub const KEPT_BYTES: usize = 1024 * 1024;
 
 /// An asset.
 #[derive(Debug, Clone, Serialize)]
@@ -572,6 +578,7 @@ impl Store {
             file_name: file_name.to_owned(),
             size: 0,
             sha256: String::new(),
+            head: Vec::new(),
         });
         asset.fields.insert("CoreField.EditDate".into(), now);
         let version = asset

@@ -90,6 +90,7 @@ fn registry() -> Vec<Registration> {
         register::<campaign_rollout::Lambda>(),
         register::<operator_page::Lambda>(),
         register::<share_approved_asset::Lambda>(),
+        register::<intake_ugc_submission::Lambda>(),
     ]
 }
 

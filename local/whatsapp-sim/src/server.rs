@@ -460,6 +460,38 @@ impl SimUser {
         (wamid, media_id)
     }
 
+    /// Sends a photo or video as a user who came from a click-to-WhatsApp ad or post: the message
+    /// carries Meta's `referral` object (`source_id`, `source_type`, `source_url`, `ctwa_clid`).
+    pub fn send_media_from_ad(
+        &self,
+        kind: MediaKind,
+        mime_type: &str,
+        bytes: Vec<u8>,
+        caption: Option<&str>,
+        ad_id: &str,
+    ) -> (String, String) {
+        let (media_id, sha256) = store_media(&self.inner, mime_type, Bytes::from(bytes));
+        let mut media = json!({"mime_type": mime_type, "sha256": sha256, "id": media_id});
+        if let Some(caption) = caption {
+            media["caption"] = json!(caption);
+        }
+        let referral = json!({
+            "source_url": format!("https://fb.me/{ad_id}"),
+            "source_id": ad_id,
+            "source_type": "ad",
+            "headline": "Share your summer",
+            "body": "Send us your best shot",
+            "media_type": "image",
+            "ctwa_clid": format!("clid-{ad_id}"),
+        });
+        let wamid = self.send(
+            json!({"type": kind.as_str(), kind.as_str(): media, "referral": referral}),
+            kind.as_str(),
+            caption.unwrap_or_default(),
+        );
+        (wamid, media_id)
+    }
+
     /// Sends media already stored in the simulator ([`Simulator::add_synthetic_media`]), declared
     /// as `mime_type` with the webhook sha256 `sha256` (base64).
     pub fn send_stored_media(

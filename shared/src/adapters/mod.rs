@@ -15,4 +15,5 @@ pub mod sqs;
 pub mod sqs_json;
 pub mod sqs_records;
 pub mod staging;
+pub mod ugc_store;
 pub mod whatsapp;

@@ -350,6 +350,15 @@ pub fn exif_gps(jpeg_head: &[u8]) -> Option<GeoPoint> {
     point.is_valid().then_some(point)
 }
 
+/// The EXIF orientation (tag 0x0112, 1 to 8) of a JPEG, from its first bytes.
+pub fn exif_orientation(jpeg_head: &[u8]) -> Option<u16> {
+    let reader = Tiff::new(exif_tiff(jpeg_head)?)?;
+    let ifd0 = reader.u32_at(4)? as usize;
+    let entry = reader.entries(ifd0)?.find(|e| e.tag == 0x0112)?;
+    let value = reader.u16_at(entry.value_offset)?;
+    (1..=8).contains(&value).then_some(value)
+}
+
 /// The TIFF block of the JPEG's `Exif\0\0` APP1 segment.
 fn exif_tiff(jpeg: &[u8]) -> Option<&[u8]> {
     if !jpeg.starts_with(&[0xFF, 0xD8]) {

@@ -14,3 +14,4 @@ pub mod review;
 pub mod routing;
 pub mod sending;
 pub mod sharing;
+pub mod ugc;

@@ -610,58 +610,18 @@ where
         kind: MediaKind,
         media: &InboundMedia,
     ) -> Result<Result<(String, u64, &'static str, Vec<u8>), Refusal>, IngestError> {
-        let cap = self.settings.routing.max_file_mb * 1024 * 1024;
-        let caps = MediaCaps {
-            image: cap,
-            video: cap,
-            audio: cap,
-            document: cap,
-            sticker: cap,
-        };
         let digest = crate::crypto::sha256_hex(&[routed.key.as_bytes()]);
         let key = format!("field/{}/{}", routed.user.as_str(), &digest[..32]);
-        let mut sink = self.staging.sink(&key);
-        let expected = ExpectedMedia {
-            media_id: media.id.clone(),
+        stage_media(
+            &self.graph,
+            &self.staging,
+            &key,
             kind,
-            sha256_base64: media.sha256.clone(),
-        };
-        let downloaded = self.graph.download_media(&expected, &caps, &mut sink).await;
-        let refusal = match &downloaded {
-            Ok(_) => None,
-            Err(MediaError::TooLarge { .. }) => Some(Refusal::TooLarge {
-                cap_mb: self.settings.routing.max_file_mb,
-            }),
-            Err(MediaError::ChecksumMismatch | MediaError::MalformedChecksum) => {
-                Some(Refusal::ChecksumMismatch)
-            }
-            Err(MediaError::SizeMismatch { declared, received }) if received > declared => {
-                Some(Refusal::ChecksumMismatch)
-            }
-            Err(_) => None,
-        };
-        let verdict = match (downloaded, refusal) {
-            (_, Some(refusal)) => Err(refusal),
-            (Err(error), None) => {
-                sink.abort().await;
-                return Err(IngestError::Media(error));
-            }
-            (Ok(_), None) => rules::check_type(
-                media.mime_type.as_deref(),
-                rules::sniff(sink.head()),
-                &self.settings.routing.allowed_types,
-            ),
-        };
-        match verdict {
-            Err(refusal) => {
-                sink.abort().await;
-                Ok(Err(refusal))
-            }
-            Ok(mime) => {
-                let staged = sink.finish().await?;
-                Ok(Ok((key, staged.bytes, mime, staged.head)))
-            }
-        }
+            media,
+            self.settings.routing.max_file_mb,
+            &self.settings.routing.allowed_types,
+        )
+        .await
     }
 
     /// Waits for the scan's verdict; fails closed when `scan_wait` passes without one.
@@ -701,23 +661,7 @@ where
         &self,
         routed: &RoutedMessage,
     ) -> Result<Option<(String, Option<String>)>, IngestError> {
-        let query = SearchQuery {
-            query: format!("{}:\"{}\"", self.settings.fields.message_id, routed.key),
-            fields: vec!["CoreField.Identifier".into(), "RecordID".into()],
-            per_page: 2,
-            sort: None,
-        };
-        let mut pages = std::pin::pin!(self.dam.search(query));
-        if let Some(page) = pages.next().await {
-            let page = page?;
-            if let Some(record) = page.items.first()
-                && let Some(identifier) = field_text(record, "CoreField.Identifier")
-                && !identifier.is_empty()
-            {
-                return Ok(Some((identifier, field_text(record, "RecordID"))));
-            }
-        }
-        Ok(None)
+        Ok(find_uploaded(&self.dam, &self.settings.fields.message_id, &routed.key).await?)
     }
 
     /// Sends the receipt of a burst: closes it, writes late location pins to its assets, and
@@ -777,4 +721,95 @@ where
         tracing::info!(user = %due.user, items = items.len(), "field media receipt queued");
         Ok(items.len())
     }
+}
+
+/// Streams WhatsApp media into the staging bucket as `key` and checks it (size cap, the
+/// webhook's sha256, the sniffed type against the declared one and `allowed_types`): flows 2 and
+/// 6 stage through it. A refusal leaves nothing staged. `Ok(Ok(key, bytes, type, head))`.
+#[allow(clippy::type_complexity)]
+pub async fn stage_media(
+    graph: &WhatsAppClient,
+    staging: &S3Staging,
+    key: &str,
+    kind: MediaKind,
+    media: &InboundMedia,
+    max_file_mb: u64,
+    allowed_types: &[String],
+) -> Result<Result<(String, u64, &'static str, Vec<u8>), Refusal>, IngestError> {
+    let cap = max_file_mb * 1024 * 1024;
+    let caps = MediaCaps {
+        image: cap,
+        video: cap,
+        audio: cap,
+        document: cap,
+        sticker: cap,
+    };
+    let mut sink = staging.sink(key);
+    let expected = ExpectedMedia {
+        media_id: media.id.clone(),
+        kind,
+        sha256_base64: media.sha256.clone(),
+    };
+    let downloaded = graph.download_media(&expected, &caps, &mut sink).await;
+    let refusal = match &downloaded {
+        Ok(_) => None,
+        Err(MediaError::TooLarge { .. }) => Some(Refusal::TooLarge {
+            cap_mb: max_file_mb,
+        }),
+        Err(MediaError::ChecksumMismatch | MediaError::MalformedChecksum) => {
+            Some(Refusal::ChecksumMismatch)
+        }
+        Err(MediaError::SizeMismatch { declared, received }) if received > declared => {
+            Some(Refusal::ChecksumMismatch)
+        }
+        Err(_) => None,
+    };
+    let verdict = match (downloaded, refusal) {
+        (_, Some(refusal)) => Err(refusal),
+        (Err(error), None) => {
+            sink.abort().await;
+            return Err(IngestError::Media(error));
+        }
+        (Ok(_), None) => rules::check_type(
+            media.mime_type.as_deref(),
+            rules::sniff(sink.head()),
+            allowed_types,
+        ),
+    };
+    match verdict {
+        Err(refusal) => {
+            sink.abort().await;
+            Ok(Err(refusal))
+        }
+        Ok(mime) => {
+            let staged = sink.finish().await?;
+            Ok(Ok((key.to_owned(), staged.bytes, mime, staged.head)))
+        }
+    }
+}
+
+/// The asset (identifier, RecordID) an earlier upload of the message `wamid` made, searched by
+/// the message id field: flows 2 and 6 look before uploading again after a lost answer.
+pub async fn find_uploaded(
+    dam: &OrangeLogicClient,
+    message_id_field: &str,
+    wamid: &str,
+) -> Result<Option<(String, Option<String>)>, OrangeLogicError> {
+    let query = SearchQuery {
+        query: format!("{message_id_field}:\"{wamid}\""),
+        fields: vec!["CoreField.Identifier".into(), "RecordID".into()],
+        per_page: 2,
+        sort: None,
+    };
+    let mut pages = std::pin::pin!(dam.search(query));
+    if let Some(page) = pages.next().await {
+        let page = page?;
+        if let Some(record) = page.items.first()
+            && let Some(identifier) = field_text(record, "CoreField.Identifier")
+            && !identifier.is_empty()
+        {
+            return Ok(Some((identifier, field_text(record, "RecordID"))));
+        }
+    }
+    Ok(None)
 }

@@ -13,3 +13,4 @@ pub mod route_inbound;
 pub mod send_message;
 pub mod share_asset;
 pub mod track_delivery;
+pub mod ugc_intake;

@@ -13,6 +13,7 @@ mod field_ingest;
 mod review;
 mod rights_expiry;
 mod sharing;
+mod ugc;
 
 const APP_SECRET: &str = "local-app-secret-change-me";
 /// The notifications / field / sharing number of `local/connector.yaml`.
@@ -75,6 +76,7 @@ async fn main() -> anyhow::Result<()> {
     conversation::play(&live).await?;
     sharing::play(&live, &dam).await?;
     field_ingest::play(&moto.endpoint).await?;
+    ugc::play(&moto.endpoint).await?;
     println!("\nDemo finished: every step above ran through the real Lambda handlers on moto.");
     Ok(())
 }
