@@ -242,8 +242,9 @@ fn random_value(rng: &mut Rng, dictionary: &[&str], depth: usize) -> Value {
     match rng.below(if depth == 0 { 4 } else { 6 }) {
         0 => Value::Null,
         1 => Value::Bool(rng.one_in(2)),
-        2 => serde_json::from_str(EDGE_NUMBERS[rng.below(EDGE_NUMBERS.len())])
-            .unwrap_or(Value::Null),
+        2 => {
+            serde_json::from_str(EDGE_NUMBERS[rng.below(EDGE_NUMBERS.len())]).unwrap_or(Value::Null)
+        }
         3 => Value::String(word(rng, dictionary)),
         4 => Value::Array(
             (0..rng.below(4))
@@ -252,7 +253,12 @@ fn random_value(rng: &mut Rng, dictionary: &[&str], depth: usize) -> Value {
         ),
         _ => Value::Object(
             (0..rng.below(4))
-                .map(|_| (word(rng, dictionary), random_value(rng, dictionary, depth - 1)))
+                .map(|_| {
+                    (
+                        word(rng, dictionary),
+                        random_value(rng, dictionary, depth - 1),
+                    )
+                })
                 .collect(),
         ),
     }
@@ -265,7 +271,8 @@ mod tests {
     #[test]
     fn mutants_stay_within_their_size_limit_and_differ_from_the_base() {
         let mut rng = Rng::new(3);
-        let base = br#"{"entry":[{"changes":[{"field":"messages","value":{"messages":[{"id":"x"}]}}]}]}"#;
+        let base =
+            br#"{"entry":[{"changes":[{"field":"messages","value":{"messages":[{"id":"x"}]}}]}]}"#;
         let mut changed = 0;
         for _ in 0..2_000 {
             let mutant = mutate(&mut rng, base, b"[1,2]", &["field", "messages"], 256);

@@ -40,10 +40,7 @@ fn json_files(dir: &str) -> Vec<Vec<u8>> {
         .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .collect();
     paths.sort();
-    paths
-        .iter()
-        .filter_map(|p| std::fs::read(p).ok())
-        .collect()
+    paths.iter().filter_map(|p| std::fs::read(p).ok()).collect()
 }
 
 /// The `body` of each API Gateway event under `dir` (decoded when flagged base64).
@@ -119,17 +116,14 @@ impl Target for WebhookSignature {
     fn seeds(&self) -> Vec<Vec<u8>> {
         let mut seeds = event_bodies("events/whatsapp-webhook");
         seeds.push(b"sha256=".to_vec());
-        seeds.push(
-            self.keys
-                .sign(b"{}")
-                .unwrap_or_default()
-                .into_bytes(),
-        );
+        seeds.push(self.keys.sign(b"{}").unwrap_or_default().into_bytes());
         seeds
     }
 
     fn dictionary(&self) -> &'static [&'static str] {
-        &["sha256=", "sha1=", "SHA256=", " ", "\t", "=", "ff", "0000", "\u{0}"]
+        &[
+            "sha256=", "sha1=", "SHA256=", " ", "\t", "=", "ff", "0000", "\u{0}",
+        ]
     }
 
     fn check(&mut self, input: &[u8]) -> u64 {
@@ -495,7 +489,10 @@ impl Target for DamWebhook {
         let mut last = None;
         for rejected in &split.rejected {
             assert!(rejected.index < sent);
-            assert!(last < Some(rejected.index), "rejections in order, once each");
+            assert!(
+                last < Some(rejected.index),
+                "rejections in order, once each"
+            );
             last = Some(rejected.index);
         }
         for event in &split.events {
@@ -540,7 +537,10 @@ fn assert_loggable(error: &OrangeLogicError) {
             assert!(loggable(code), "a DAM code reaches the log only as a token");
         }
         OrangeLogicError::Xml { code: Some(code) } => {
-            assert!(loggable(code), "an XML code reaches the log only as a token");
+            assert!(
+                loggable(code),
+                "an XML code reaches the log only as a token"
+            );
         }
         _ => {}
     }
@@ -603,8 +603,15 @@ impl Target for OrangeLogicAnswer {
         // The first two bytes choose the status and content type; the rest is the body.
         let (status, content_type, body) = match input {
             [s, c, body @ ..] => {
-                let statuses = [200_u16, 200, 200, 201, 204, 302, 401, 403, 404, 429, 500, 503, 418];
-                let types = ["application/json", "text/xml", "text/html; charset=utf-8", ""];
+                let statuses = [
+                    200_u16, 200, 200, 201, 204, 302, 401, 403, 404, 429, 500, 503, 418,
+                ];
+                let types = [
+                    "application/json",
+                    "text/xml",
+                    "text/html; charset=utf-8",
+                    "",
+                ];
                 (
                     statuses[usize::from(*s) % statuses.len()],
                     types[usize::from(*c) % types.len()],
@@ -823,7 +830,10 @@ fn commands(text: &str) -> u64 {
     }
     let project = field_ingest::project_command(text);
     if let Some(field_ingest::ProjectCommand::Set(tag)) = &project {
-        assert_eq!(field_ingest::ProjectTag::parse(tag.as_str()).as_ref(), Some(tag));
+        assert_eq!(
+            field_ingest::ProjectTag::parse(tag.as_str()).as_ref(),
+            Some(tag)
+        );
         assert_eq!(
             field_ingest::project_command(&format!("PROJECT #{tag}")),
             project,
@@ -840,7 +850,10 @@ fn commands(text: &str) -> u64 {
     }
     let reason = review::clean_reason(text);
     if let Some(reason) = &reason {
-        assert!(reason.chars().count() <= 500, "a reason is at most 500 characters");
+        assert!(
+            reason.chars().count() <= 500,
+            "a reason is at most 500 characters"
+        );
         assert!(!reason.contains('\n'), "a reason is one line");
         assert_eq!(reason.trim(), reason, "a reason is trimmed");
         assert!(!reason.is_empty());
