@@ -157,7 +157,7 @@ pub fn run(target: &mut dyn Target, seed: u64, budget: Budget, crash_dir: &Path)
         if budget.runs.is_some_and(|runs| executions >= runs) {
             break;
         }
-        if executions % 256 == 0 && budget.time.is_some_and(|t| started.elapsed() >= t) {
+        if executions.is_multiple_of(256) && budget.time.is_some_and(|t| started.elapsed() >= t) {
             break;
         }
         // The seeds first, as they are; then mutations of the corpus.
