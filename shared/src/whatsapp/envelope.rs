@@ -565,7 +565,13 @@ pub fn split(
                     .iter()
                     .find(|(c, _)| same_user(&ids, c))
                     .map(|(_, raw)| *raw);
-                let key = ids.id.as_deref().map(str::to_owned);
+                // An empty wamid is no identity: two such messages would share one key and the
+                // queue would drop the second as a duplicate (found by fuzzing).
+                let key = ids
+                    .id
+                    .as_deref()
+                    .filter(|id| !id.is_empty())
+                    .map(str::to_owned);
                 split
                     .items
                     .push(ctx.item(InboundKind::Message, key, &ids, raw, contact));
@@ -946,6 +952,16 @@ mod tests {
         let queued: crate::whatsapp::webhook_types::InboundMessage =
             serde_json::from_str(split.items[0].item.get()).expect("the consumer decodes it");
         assert_eq!(queued.id, "wamid.OK");
+    }
+
+    /// Found by `local/fuzz.sh` (target `webhook_split`, seed 0x6): `"id":""` keyed the item "".
+    #[test]
+    fn two_messages_with_an_empty_id_get_distinct_non_empty_keys() {
+        let body: &[u8] = br#"{"object":"whatsapp_business_account","entry":[{"id":"W","changes":[{"field":"messages","value":{"metadata":{"phone_number_id":"P"},"messages":[{"from":"1","id":"","type":"text","text":{"body":"a"}},{"from":"1","id":"","type":"text","text":{"body":"b"}}]}}]}]}"#;
+        let split = split(body, &pseudonyms(), 1).expect("a notification");
+        assert_eq!(split.items.len(), 2);
+        assert!(split.items.iter().all(|i| !i.key.is_empty()));
+        assert_ne!(split.items[0].key, split.items[1].key);
     }
 
     #[test]
