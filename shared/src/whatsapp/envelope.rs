@@ -53,6 +53,9 @@ pub enum RefusalReason {
     NotAnObject,
     /// Nested deeper than [`MAX_ITEM_DEPTH`].
     TooDeep,
+    /// Well-formed to a skipping reader but not decodable (a lone `\ud800` surrogate escape):
+    /// serde_json skips such strings without decoding them, a consumer decodes and fails.
+    Undecodable,
 }
 
 impl RefusalReason {
@@ -62,6 +65,7 @@ impl RefusalReason {
             Self::NotAList => "not a list",
             Self::NotAnObject => "not an object",
             Self::TooDeep => "nested deeper than the item depth limit",
+            Self::Undecodable => "holds a string no JSON reader can decode",
         }
     }
 }
@@ -332,6 +336,8 @@ fn items<'a>(
                 Some(RefusalReason::NotAnObject)
             } else if nesting_exceeds(element.get(), MAX_ITEM_DEPTH) {
                 Some(RefusalReason::TooDeep)
+            } else if !decodes(element.get()) {
+                Some(RefusalReason::Undecodable)
             } else {
                 None
             };
@@ -344,6 +350,13 @@ fn items<'a>(
             reason.is_none()
         })
         .collect()
+}
+
+/// Whether every string of `text` (JSON within the depth limit) decodes, as a consumer reading
+/// the item will decode it. Found by fuzzing: `"from":"447\ud800123"` was queued, and
+/// route-inbound could not read it.
+fn decodes(text: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(text).is_ok()
 }
 
 /// Whether valid JSON `text` nests deeper than `limit` levels of `[` / `{`; one pass over the
@@ -552,7 +565,13 @@ pub fn split(
                     .iter()
                     .find(|(c, _)| same_user(&ids, c))
                     .map(|(_, raw)| *raw);
-                let key = ids.id.as_deref().map(str::to_owned);
+                // An empty wamid is no identity: two such messages would share one key and the
+                // queue would drop the second as a duplicate (found by fuzzing).
+                let key = ids
+                    .id
+                    .as_deref()
+                    .filter(|id| !id.is_empty())
+                    .map(str::to_owned);
                 split
                     .items
                     .push(ctx.item(InboundKind::Message, key, &ids, raw, contact));
@@ -903,6 +922,46 @@ mod tests {
         let queued: serde_json::Value =
             serde_json::from_str(split.items[0].item.get()).expect("a consumer can parse it");
         assert_eq!(queued["id"], format!("wamid.{MAX_ITEM_DEPTH}"));
+    }
+
+    /// Found by `local/fuzz.sh` (target `webhook_split`): a lone surrogate escape in one message
+    /// was queued, and route-inbound could not decode it.
+    #[test]
+    fn a_message_with_a_lone_surrogate_escape_is_refused_and_costs_its_neighbour_nothing() {
+        let body: &[u8] = br#"{"object":"whatsapp_business_account","entry":[{"id":"W","changes":[{"field":"messages","value":{"metadata":{"phone_number_id":"P"},"contacts":[{"profile":{"name":"Jos\ud800"},"wa_id":"447700900123"}],"messages":[{"from":"447\ud800123","id":"wamid.BAD","type":"text","text":{"body":"a"}},{"from":"447700900123","id":"wamid.OK","type":"text","text":{"body":"b"}}]}}]}]}"#;
+        let split = split(body, &pseudonyms(), 1).expect("a notification");
+        assert_eq!(keys(&split), ["wamid.OK"]);
+        let refused: Vec<(&str, RefusalReason)> = split
+            .refused
+            .iter()
+            .map(|r| (r.path.as_str(), r.reason))
+            .collect();
+        assert_eq!(
+            refused,
+            [
+                (
+                    "entry[0].changes[0].value.contacts[0]",
+                    RefusalReason::Undecodable
+                ),
+                (
+                    "entry[0].changes[0].value.messages[0]",
+                    RefusalReason::Undecodable
+                )
+            ]
+        );
+        let queued: crate::whatsapp::webhook_types::InboundMessage =
+            serde_json::from_str(split.items[0].item.get()).expect("the consumer decodes it");
+        assert_eq!(queued.id, "wamid.OK");
+    }
+
+    /// Found by `local/fuzz.sh` (target `webhook_split`, seed 0x6): `"id":""` keyed the item "".
+    #[test]
+    fn two_messages_with_an_empty_id_get_distinct_non_empty_keys() {
+        let body: &[u8] = br#"{"object":"whatsapp_business_account","entry":[{"id":"W","changes":[{"field":"messages","value":{"metadata":{"phone_number_id":"P"},"messages":[{"from":"1","id":"","type":"text","text":{"body":"a"}},{"from":"1","id":"","type":"text","text":{"body":"b"}}]}}]}]}"#;
+        let split = split(body, &pseudonyms(), 1).expect("a notification");
+        assert_eq!(split.items.len(), 2);
+        assert!(split.items.iter().all(|i| !i.key.is_empty()));
+        assert_ne!(split.items[0].key, split.items[1].key);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 /// What an answer means for the call that got it.
 #[derive(Debug)]
-pub(crate) enum Outcome {
+pub enum Outcome {
     /// The API's JSON, with no failure inside it.
     Json(Value),
     /// The token or session is gone: renew once and send again.
@@ -19,7 +19,7 @@ pub(crate) enum Outcome {
 }
 
 /// Reads an answer. `body` is the whole body (Orange Logic's answers are small documents).
-pub(crate) fn read(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Outcome {
+pub fn read(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> Outcome {
     if status.is_redirection() {
         return Outcome::Renew(SessionSign::Redirect);
     }
@@ -170,7 +170,7 @@ fn error_list_len(value: Option<&Value>) -> usize {
 /// The failure an HTTP 200 body reports, if any: `APIResponse.Code` (legacy), a `/webapi`
 /// `ErrorCode`, `Response.Code` (`RECORD_NOT_FOUND`), a non-empty `ErrorList`, parameters listed in
 /// `RequestInterpretation.IgnoredParameters`.
-pub(crate) fn failure_inside(json: &Value) -> Option<OrangeLogicError> {
+pub fn failure_inside(json: &Value) -> Option<OrangeLogicError> {
     if let Some(code) = json
         .get("APIResponse")
         .and_then(|r| r.get("Code"))
@@ -219,7 +219,7 @@ pub(crate) fn failure_inside(json: &Value) -> Option<OrangeLogicError> {
 /// How many records a write affected, or why it failed: a write succeeds only when the answer
 /// says so (`RecordsAffected` as a count, a list of per-record results, or one result; or the
 /// created record's `RecordID`).
-pub(crate) fn records_affected(json: &Value) -> Result<usize, OrangeLogicError> {
+pub fn records_affected(json: &Value) -> Result<usize, OrangeLogicError> {
     let response = json.get("Response").unwrap_or(json);
     let affected = response
         .get("RecordsAffected")

@@ -9,7 +9,7 @@
 //! ([`crate::lambda::deadline`]); otherwise the error goes back to the caller, retryable, so the work
 //! returns to its queue. No URL, query string or value sent ever reaches an error text or a log line.
 
-mod answer;
+pub mod answer;
 pub mod connect;
 pub mod error;
 pub mod expiry;
@@ -1063,7 +1063,8 @@ impl OrangeLogicClient {
     }
 }
 
-fn uploaded(json: &Value) -> Result<UploadedMedia, OrangeLogicError> {
+/// The media an upload answer names: its `SystemIdentifier` and, when given, its `RecordID`.
+pub fn uploaded(json: &Value) -> Result<UploadedMedia, OrangeLogicError> {
     let answer = json.get("APIResponse").unwrap_or(json);
     let identifier = answer
         .get("SystemIdentifier")
@@ -1155,7 +1156,7 @@ fn key_value(record: &Record, key: &str) -> Option<String> {
 
 /// RecordIDs in a deleted-objects answer. The answer's shape is not public: a list at the top or
 /// under a usual key, each entry a RecordID or an object carrying one.
-fn deleted_record_ids(json: &Value) -> Result<Vec<String>, OrangeLogicError> {
+pub fn deleted_record_ids(json: &Value) -> Result<Vec<String>, OrangeLogicError> {
     const LIST_KEYS: [&str; 5] = ["deletedObjects", "items", "records", "results", "objects"];
     const ID_KEYS: [&str; 4] = ["recordID", "recordId", "RecordID", "DO_RecordID"];
     let list = match json {
