@@ -64,8 +64,8 @@ async fn main() -> anyhow::Result<()> {
     let reports = stack.runner.drain(inbound, 10 * n + 10).await?;
     let batches = reports.len();
 
-    let text = std::fs::read_to_string(&recording)
-        .with_context(|| format!("{}", recording.display()))?;
+    let text =
+        std::fs::read_to_string(&recording).with_context(|| format!("{}", recording.display()))?;
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let entry: serde_json::Value = serde_json::from_str(line)?;
