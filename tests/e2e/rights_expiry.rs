@@ -172,15 +172,32 @@ impl Expiry {
         }
     }
 
+    /// Alerts and digest entries in flow 3's table: every item but the scan's own bookkeeping
+    /// (`cursor`/`scan`, which records when the last scan finished), every page counted.
     async fn table_items(&self) -> i32 {
-        self.dynamodb()
-            .scan()
-            .table_name(self.table("ExpiryAlertsTable"))
-            .select(aws_sdk_dynamodb::types::Select::Count)
-            .send()
-            .await
-            .expect("scan table")
-            .count
+        let mut count = 0;
+        let mut start = None;
+        loop {
+            let page = self
+                .dynamodb()
+                .scan()
+                .table_name(self.table("ExpiryAlertsTable"))
+                .select(aws_sdk_dynamodb::types::Select::Count)
+                .filter_expression("pk <> :cursor")
+                .expression_attribute_values(
+                    ":cursor",
+                    aws_sdk_dynamodb::types::AttributeValue::S("cursor".into()),
+                )
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .expect("scan table");
+            count += page.count;
+            match page.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => break count,
+            }
+        }
     }
 
     async fn drain(&self, queue: &str) {
