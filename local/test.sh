@@ -10,6 +10,13 @@ if [ ! -x .venv/bin/moto_server ]; then
   python3 -m venv .venv
   .venv/bin/pip install -q "moto[server]==5.2.5"
 fi
+# The operator page test drives Debian's headless Chromium.
+if ! command -v chromium >/dev/null && [ -z "${CHROMIUM:-}" ]; then
+  echo "Installing chromium (the operator page test's browser)..." >&2
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+fi
 export AWS_EC2_METADATA_DISABLED=true
 cargo test --workspace "$@"
 echo "== load tests, one at a time =="

@@ -11,6 +11,7 @@ mod field_ingest;
 mod log_hygiene;
 mod metrics;
 mod operator_cmd;
+mod operator_page;
 mod orange_logic_client;
 mod queue_runner;
 mod review;

@@ -3,17 +3,21 @@
 //! template routes them without the authorizer) and the read-only summary they show,
 //! `GET /operator/api/summary?from=YYYY-MM-DD&to=YYYY-MM-DD&flow=<flow>`, which API Gateway's
 //! JWT authorizer guards (401 before this function runs). The summary: messages sent in the range
-//! per flow by delivery state, every dead-letter queue's depth, the last rights-expiry scan and the
-//! DAM poll's watermark.
+//! per flow by delivery state, the sharing audit of the range (who shared what with whom, sent,
+//! delivered, read), every dead-letter queue's depth, the last rights-expiry scan and the DAM
+//! poll's watermark.
 
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_lambda_events::encodings::Body;
 use serde::Serialize;
 use shared::adapters::operations::{DeadLetters, OperationsReader, Scans};
+use shared::adapters::sharing_audit::DynamoSharingAudit;
 use shared::config::{ConfigError, Env};
 use shared::domain::operations::{self, FilterError, FlowDeliveries};
+use shared::domain::outbound::MessageFlow;
+use shared::domain::sharing::AuditRecord;
 use shared::lambda::http::{self, method};
-use shared::ports::StoreError;
+use shared::ports::{SharingAudit, StoreError};
 
 const PAGE: &str = include_str!("page.html");
 const SCRIPT: &str = include_str!("page.js");
@@ -34,6 +38,8 @@ pub struct Config {
     pub asset_state_table: String,
     /// `STACK_NAME`: the prefix of the stack's queues.
     pub stack: String,
+    /// `SHARING_AUDIT_TABLE`.
+    pub sharing_audit_table: String,
 }
 
 impl Config {
@@ -45,6 +51,7 @@ impl Config {
             expiry_alerts_table: env.required("EXPIRY_ALERTS_TABLE"),
             asset_state_table: env.required("ASSET_STATE_TABLE"),
             stack: env.required("STACK_NAME"),
+            sharing_audit_table: env.required("SHARING_AUDIT_TABLE"),
         };
         env.finish()?;
         Ok(config)
@@ -62,6 +69,8 @@ pub struct Summary {
     pub flow: &'static str,
     /// Messages sent in the range per flow, by latest delivery state.
     pub deliveries: Vec<FlowDeliveries>,
+    /// The shares asked for in the range (shown for every flow and for `sharing`), newest first.
+    pub sharing: Vec<AuditRecord>,
     /// Every dead-letter queue and its depth.
     pub dead_letters: Vec<DeadLetters>,
     /// The last scans.
@@ -79,9 +88,18 @@ pub enum SummaryError {
     Store(#[from] StoreError),
 }
 
+/// What the page reads.
+#[derive(Debug)]
+pub struct Deps<A = DynamoSharingAudit> {
+    /// The stack's records.
+    pub reader: OperationsReader,
+    /// The sharing audit.
+    pub audit: A,
+}
+
 /// The function as Lambda and the local stack start and invoke it.
 #[derive(Debug)]
-pub struct Lambda(pub OperationsReader);
+pub struct Lambda(pub Deps);
 
 impl shared::lambda::function::Function for Lambda {
     const NAME: &'static str = "operator-page";
@@ -94,13 +112,17 @@ impl shared::lambda::function::Function for Lambda {
         aws: &aws_config::SdkConfig,
     ) -> Result<Self, shared::lambda::function::StartError> {
         let config = Config::from_lookup(lookup)?;
-        Ok(Self(OperationsReader {
-            dynamodb: aws_sdk_dynamodb::Client::new(aws),
-            sqs: aws_sdk_sqs::Client::new(aws),
-            sent_messages_table: config.sent_messages_table,
-            expiry_alerts_table: config.expiry_alerts_table,
-            asset_state_table: config.asset_state_table,
-            stack: config.stack,
+        let dynamodb = aws_sdk_dynamodb::Client::new(aws);
+        Ok(Self(Deps {
+            audit: DynamoSharingAudit::new(dynamodb.clone(), config.sharing_audit_table),
+            reader: OperationsReader {
+                dynamodb,
+                sqs: aws_sdk_sqs::Client::new(aws),
+                sent_messages_table: config.sent_messages_table,
+                expiry_alerts_table: config.expiry_alerts_table,
+                asset_state_table: config.asset_state_table,
+                stack: config.stack,
+            },
         }))
     }
 
@@ -158,8 +180,8 @@ fn json(status: u16, body: &impl Serialize) -> ApiGatewayV2httpResponse {
 
 /// Answers one request: a static file, the summary, 400 with the reason for a bad filter, 404 /
 /// 405 elsewhere, 503 when the stack's records cannot be read.
-pub async fn handle(
-    reader: &OperationsReader,
+pub async fn handle<A: SharingAudit>(
+    deps: &Deps<A>,
     request: &ApiGatewayV2httpRequest,
     today: jiff::civil::Date,
 ) -> ApiGatewayV2httpResponse {
@@ -178,7 +200,7 @@ pub async fn handle(
         "/operator" => file(PAGE, "text/html; charset=utf-8"),
         "/operator/page.js" => file(SCRIPT, "text/javascript; charset=utf-8"),
         "/operator/page.css" => file(STYLE, "text/css; charset=utf-8"),
-        _ => match summary(reader, request, today).await {
+        _ => match summary(deps, request, today).await {
             Ok(summary) => json(200, &summary),
             Err(SummaryError::Filter(reason)) => {
                 tracing::warn!(%reason, "operator summary: a filter was refused");
@@ -197,15 +219,25 @@ pub async fn handle(
 }
 
 /// The summary the query asks for.
-pub async fn summary(
-    reader: &OperationsReader,
+pub async fn summary<A: SharingAudit>(
+    deps: &Deps<A>,
     request: &ApiGatewayV2httpRequest,
     today: jiff::civil::Date,
 ) -> Result<Summary, SummaryError> {
     let query = &request.query_string_parameters;
     let range = operations::parse_range(query.first("from"), query.first("to"), today)?;
     let flow = operations::parse_flow(query.first("flow"))?;
+    let reader = &deps.reader;
     let deliveries = operations::tally(reader.deliveries(&range, flow).await?);
+    let mut sharing = match flow {
+        None | Some(MessageFlow::Sharing) => {
+            deps.audit
+                .between(&range.from.to_string(), &range.to.to_string())
+                .await?
+        }
+        Some(_) => Vec::new(),
+    };
+    sharing.sort_by_key(|r| std::cmp::Reverse(r.requested_at_ms));
     tracing::info!(
         from = %range.from,
         to = %range.to,
@@ -217,6 +249,7 @@ pub async fn summary(
         to: range.to.to_string(),
         flow: flow.map_or("all", operations::flow_name),
         deliveries,
+        sharing,
         dead_letters: reader.dead_letters().await?,
         scans: reader.scans().await?,
     })

@@ -47,6 +47,25 @@ function show(summary) {
   document.getElementById("deliveries").hidden = summary.deliveries.length === 0;
   document.getElementById("deliveries-empty").hidden = summary.deliveries.length !== 0;
 
+  const shares = document.querySelector("#sharing tbody");
+  shares.replaceChildren();
+  const at = (ms) => (ms ? when(ms) : "–");
+  for (const r of summary.sharing) {
+    const row = shares.insertRow();
+    cell(row, at(r.requested_at_ms));
+    cell(row, r.asset);
+    cell(row, r.version);
+    cell(row, r.rep);
+    cell(row, r.recipient.slice(0, 12) + "…");
+    cell(row, at(r.sent_at_ms));
+    cell(row, at(r.delivered_at_ms));
+    cell(row, at(r.read_at_ms));
+  }
+  const sharingShown = summary.flow === "all" || summary.flow === "sharing";
+  document.getElementById("sharing-section").hidden = !sharingShown;
+  document.getElementById("sharing").hidden = summary.sharing.length === 0;
+  document.getElementById("sharing-empty").hidden = summary.sharing.length !== 0;
+
   const dlqs = document.querySelector("#dead-letters tbody");
   dlqs.replaceChildren();
   for (const q of summary.dead_letters) {

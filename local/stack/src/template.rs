@@ -325,7 +325,13 @@ impl Template {
                                     str_of(field("Method")).to_uppercase(),
                                     str_of(field("Path")),
                                 );
-                                if matches!(field("ApiId").map(reference),
+                                // `Auth: { Authorizer: NONE }` opens one route of a JWT API.
+                                let open = field("Auth")
+                                    .and_then(|a| a.get("Authorizer"))
+                                    .and_then(|a| a.as_str())
+                                    == Some("NONE");
+                                if !open
+                                    && matches!(field("ApiId").map(reference),
                                     Some(Reference::Ref(api)) if jwt_apis.contains(&api))
                                 {
                                     function.jwt_events.push(route.clone());

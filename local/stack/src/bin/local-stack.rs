@@ -58,6 +58,11 @@ async fn main() -> anyhow::Result<()> {
         "  Orange Logic simulator     {} ({seeded} assets from local/orange-logic-seed.json)",
         dam.url()
     );
+    println!(
+        "  operator page              {}#access_token={} (a local token, valid for an hour)",
+        stack.url("/operator"),
+        stack.operator_token("+447700900401")
+    );
     println!("  app secret / verify token  see local/secrets.json");
     println!(
         "  for sam local invoke       secret {}, parameter {} (local/sam-env.json)",
