@@ -1,6 +1,6 @@
 //! The few hashing primitives the domain needs, behind names that say what they are for.
 
-use aws_lc_rs::digest;
+use ring::digest;
 
 /// Lowercase hex SHA-256 of `bytes` (64 characters).
 pub fn sha256_hex(parts: &[&[u8]]) -> String {
@@ -13,14 +13,11 @@ pub fn sha256_hex(parts: &[&[u8]]) -> String {
 
 /// `bytes` random bytes from the system's CSPRNG, as lowercase hex.
 pub fn random_hex(bytes: usize) -> String {
-    use aws_lc_rs::rand::SecureRandom as _;
+    use ring::rand::SecureRandom as _;
     use std::sync::atomic::{AtomicU64, Ordering};
     static FALLBACK: AtomicU64 = AtomicU64::new(0);
     let mut buffer = vec![0_u8; bytes];
-    if aws_lc_rs::rand::SystemRandom::new()
-        .fill(&mut buffer)
-        .is_err()
-    {
+    if ring::rand::SystemRandom::new().fill(&mut buffer).is_err() {
         // Only if the OS has no entropy source: stay unique within the process at least.
         tracing::error!("the system random number generator failed");
         let nanos = std::time::SystemTime::now()
@@ -38,11 +35,22 @@ pub fn random_hex(bytes: usize) -> String {
 pub fn secrets_equal(presented: &[u8], expected: &[u8]) -> bool {
     let a = digest::digest(&digest::SHA256, presented);
     let b = digest::digest(&digest::SHA256, expected);
-    aws_lc_rs::constant_time::verify_slices_are_equal(a.as_ref(), b.as_ref()).is_ok()
+    use subtle::ConstantTimeEq as _;
+    bool::from(a.as_ref().ct_eq(b.as_ref()))
 }
 
 /// HMAC-SHA256 of `data` under `key` (the local stack's HS256 operator tokens).
 pub fn hmac_sha256(key: &[u8], data: &[u8]) -> Vec<u8> {
-    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key);
-    aws_lc_rs::hmac::sign(&key, data).as_ref().to_vec()
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key);
+    ring::hmac::sign(&key, data).as_ref().to_vec()
+}
+
+/// Makes ring the process's rustls crypto provider, which reqwest (built without a provider of
+/// its own) uses for TLS; called before any reqwest client is built. A provider installed first
+/// (a test binary's) is kept.
+pub fn install_tls_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
 }

@@ -1,7 +1,7 @@
 //! Keyed-HMAC pseudonyms for phone numbers and WhatsApp user ids: the only form they take in logs,
 //! metrics, queue group ids and table keys.
 
-use aws_lc_rs::hmac;
+use ring::hmac;
 use std::fmt;
 
 /// A stable, non-reversible stand-in for a WhatsApp user (`u_` + 24 hex digits).

@@ -23,6 +23,9 @@ pub fn workspace_root() -> PathBuf {
         .unwrap_or_default()
 }
 
+/// How long moto (a Python server) may take to answer: a few seconds on a quiet machine, far
+/// more on one busy compiling.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
 impl Moto {
     /// Uses the moto at `endpoint` if one answers there.
     pub async fn existing(endpoint: &str) -> Option<Self> {
@@ -37,13 +40,14 @@ impl Moto {
         let port = if port == 0 { free_port()? } else { port };
         spawn_watched(&binary, port)?;
         let endpoint = format!("http://127.0.0.1:{port}");
-        for _ in 0..150 {
+        let started = std::time::Instant::now();
+        while started.elapsed() < START_TIMEOUT {
             if ready(&endpoint).await {
                 return Ok(Self { endpoint });
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        bail!("moto did not answer on {endpoint} within 15 s")
+        bail!("moto did not answer on {endpoint} within {START_TIMEOUT:?}")
     }
 }
 
@@ -63,13 +67,14 @@ pub fn start_for_process() -> anyhow::Result<String> {
     })?;
     let port = free_port()?;
     spawn_watched(&binary, port)?;
-    for _ in 0..150 {
+    let started = std::time::Instant::now();
+    while started.elapsed() < START_TIMEOUT {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
             return Ok(format!("http://127.0.0.1:{port}"));
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    bail!("moto did not answer on port {port} within 15 s")
+    bail!("moto did not answer on port {port} within {START_TIMEOUT:?}")
 }
 
 /// Runs moto under a small shell that stops it once this process is gone, however it ends

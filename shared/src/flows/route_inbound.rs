@@ -224,6 +224,15 @@ where
         if item.v != ENVELOPE_VERSION {
             return Err(RouteError::Malformed("unknown envelope version"));
         }
+        if item.kind == InboundKind::Status {
+            // No claim for a status: forwarding it is a queue send deduplicated by its key,
+            // and track-delivery applies statuses monotonically, settles a send once and
+            // queues a late 131047's template once, so a redelivered status changes nothing.
+            // That saves the claim's two writes on every status (docs/cost.md).
+            let handled = self.forward_status(item).await?;
+            crate::metrics::count_in("delivery-status", crate::metrics::Outcome::Routed, 1);
+            return Ok(handled);
+        }
         let now = now_ms.div_euclid(1000);
         let key = format!("inbound#{}", item.key);
         let owner = OwnerToken(crate::crypto::random_hex(16));
@@ -264,12 +273,14 @@ where
         result
     }
 
+    async fn forward_status(&self, item: &InboundItem) -> Result<Handled, RouteError> {
+        self.routes.status(item).await?;
+        Ok(Handled::Status)
+    }
+
     async fn handle_claimed(&self, item: &InboundItem, now_ms: i64) -> Result<Handled, RouteError> {
         match item.kind {
-            InboundKind::Status => {
-                self.routes.status(item).await?;
-                Ok(Handled::Status)
-            }
+            InboundKind::Status => self.forward_status(item).await,
             InboundKind::Error => Ok(log_error(item)),
             InboundKind::Message => {
                 let inbound = read_message(item, now_ms)?;
@@ -1159,5 +1170,39 @@ mod tests {
         assert!(matches!(err, RouteError::HeldElsewhere));
         assert!(err.is_retryable());
         assert!(router.outbound.events().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_status_is_forwarded_without_a_claim_each_time_it_comes() {
+        let router = router();
+        let status = item(
+            InboundKind::Status,
+            "wamid.OUT9:read",
+            INTERNAL,
+            r#"{"id":"wamid.OUT9","status":"read","timestamp":"1764000004","recipient_id":"447700900123"}"#,
+        );
+        for _ in 0..2 {
+            assert_eq!(
+                handle(&router, &status).await.expect("status"),
+                Handled::Status
+            );
+        }
+        // Both were forwarded under the status's key (the queue, like SQS's FIFO deduplication,
+        // keeps one; track-delivery absorbs a later one), and nothing was written to claim them.
+        assert_eq!(
+            router.routes.keys_on(Destination::DeliveryStatus),
+            ["wamid.OUT9:read"]
+        );
+        let free = router
+            .claims
+            .claim(
+                "inbound#wamid.OUT9:read",
+                &OwnerToken("probe".into()),
+                NOW_MS / 1000,
+                DEADLINE,
+            )
+            .await
+            .expect("claim");
+        assert!(matches!(free, Claim::Acquired), "no claim was written");
     }
 }

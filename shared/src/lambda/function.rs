@@ -46,7 +46,7 @@ pub async fn run<F: Function>() -> Result<(), lambda_runtime::Error> {
     if let Ok(namespace) = std::env::var("METRICS_NAMESPACE") {
         crate::metrics::set_namespace(namespace);
     }
-    let aws = crate::aws::load().await;
+    let aws = crate::aws::from_lambda_environment(|name| std::env::var(name).ok())?;
     let function = F::start(&|name| std::env::var(name).ok(), &aws).await?;
     let function = &function;
     lambda_runtime::run(lambda_runtime::service_fn(

@@ -1,7 +1,6 @@
 //! The GET subscription handshake: `hub.mode=subscribe`, `hub.verify_token`, `hub.challenge`.
 
 use crate::secrets::Secret;
-use aws_lc_rs::constant_time::verify_slices_are_equal;
 
 /// What the handshake answers.
 #[derive(Debug, PartialEq, Eq)]
@@ -27,7 +26,7 @@ pub fn answer(raw_query: &str, verify_token: &Secret) -> Handshake {
     }
     match (mode.as_deref(), token, challenge) {
         (Some("subscribe"), Some(token), Some(challenge)) if !challenge.is_empty() => {
-            if verify_slices_are_equal(token.as_bytes(), verify_token.expose().as_bytes()).is_ok() {
+            if crate::crypto::secrets_equal(token.as_bytes(), verify_token.expose().as_bytes()) {
                 Handshake::Verified { challenge }
             } else {
                 Handshake::WrongToken

@@ -1,7 +1,7 @@
 //! `X-Hub-Signature-256` verification: HMAC-SHA256 of the exact request bytes with the app secret.
 
 use crate::secrets::Secret;
-use aws_lc_rs::hmac;
+use ring::hmac;
 use std::fmt;
 
 /// Header Meta signs every POST with (lowercase, as API Gateway delivers it).

@@ -82,6 +82,7 @@ const LIST_FIELDS: &str = "id,name,language,status,category,rejected_reason,comp
 impl TemplateApi {
     /// A client with a 30-second timeout per call.
     pub fn new(target: GraphTarget) -> Result<Self, ApiError> {
+        shared::crypto::install_tls_provider();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()

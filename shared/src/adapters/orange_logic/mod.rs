@@ -308,6 +308,7 @@ struct Call<'a> {
 impl OrangeLogicClient {
     /// A client for one instance.
     pub fn new(settings: Settings) -> Result<Self, OrangeLogicError> {
+        crate::crypto::install_tls_provider();
         let http = reqwest::Client::builder()
             .timeout(settings.timeout)
             // A redirect from an API call goes to a login page: it is read as "session gone", and

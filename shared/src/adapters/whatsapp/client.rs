@@ -147,6 +147,7 @@ pub struct WhatsAppClient {
 impl WhatsAppClient {
     /// A client with its own connection pool (rustls).
     pub fn new(config: GraphApiConfig, token: Secret) -> Result<Self, ApiError> {
+        crate::crypto::install_tls_provider();
         let http = reqwest::Client::builder()
             .user_agent(USER_AGENT)
             .connect_timeout(Duration::from_secs(5))

@@ -7,8 +7,8 @@ use super::client::{WhatsAppClient, error_for_status};
 use crate::error::Retryable;
 use crate::whatsapp::errors::{ApiError, ErrorClass};
 use crate::whatsapp::messages::MediaKind;
-use aws_lc_rs::digest;
 use base64::Engine as _;
+use ring::digest;
 use serde::Deserialize;
 use std::future::Future;
 
