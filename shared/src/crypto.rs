@@ -45,12 +45,64 @@ pub fn hmac_sha256(key: &[u8], data: &[u8]) -> Vec<u8> {
     ring::hmac::sign(&key, data).as_ref().to_vec()
 }
 
-/// Makes ring the process's rustls crypto provider, which reqwest (built without a provider of
-/// its own) uses for TLS; called before any reqwest client is built. A provider installed first
-/// (a test binary's) is kept.
-pub fn install_tls_provider() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
+/// The TLS settings of every reqwest client (Graph, Orange Logic): rustls with ring, the bundle's
+/// one crypto provider, and the system's root certificates (Lambda's image provides them). Built
+/// once per process: each client loading the roots on its own read the whole certificate store
+/// again at every cold start (BENCHMARKS.md, init).
+pub fn tls_client_config() -> Result<rustls::ClientConfig, TlsSetupError> {
+    static CONFIG: std::sync::OnceLock<Result<rustls::ClientConfig, TlsSetupError>> =
+        std::sync::OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let loaded = rustls_native_certs::load_native_certs();
+            if !loaded.errors.is_empty() {
+                tracing::warn!(
+                    errors = loaded.errors.len(),
+                    "some system root certificates could not be read"
+                );
+            }
+            let mut roots = rustls::RootCertStore::empty();
+            let (valid, _invalid) = roots.add_parsable_certificates(loaded.certs);
+            if valid == 0 {
+                return Err(TlsSetupError::NoRootCertificates);
+            }
+            let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+            Ok(rustls::ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()
+                .map_err(|e| TlsSetupError::Rustls(e.to_string()))?
+                .with_root_certificates(roots)
+                .with_no_client_auth())
+        })
+        .clone()
+}
+
+/// The TLS settings could not be made: no HTTPS call could succeed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TlsSetupError {
+    /// The system has no root certificate that parses (none in `SSL_CERT_FILE` / `SSL_CERT_DIR`
+    /// or the usual places).
+    #[error("no system root certificate could be loaded (SSL_CERT_FILE, SSL_CERT_DIR)")]
+    NoRootCertificates,
+    /// rustls refused the protocol versions (a build without TLS 1.2 and 1.3).
+    #[error("TLS settings refused: {0}")]
+    Rustls(String),
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_tls_settings_are_made_once_from_the_system_roots() {
+        let first = super::tls_client_config().expect("this machine has root certificates");
+        let second = super::tls_client_config().expect("again");
+        // One crypto provider: ring's cipher suites, no other.
+        let ring = rustls::crypto::ring::default_provider();
+        assert_eq!(
+            first.crypto_provider().cipher_suites.len(),
+            ring.cipher_suites.len()
+        );
+        assert!(std::sync::Arc::ptr_eq(
+            first.crypto_provider(),
+            second.crypto_provider()
+        ));
+    }
 }

@@ -145,6 +145,9 @@ pub enum ApiError {
     /// Connection, TLS or timeout failure before an answer.
     #[error("the request to the Graph API failed")]
     Transport(#[source] reqwest::Error),
+    /// The client could not be made: no TLS settings (no system root certificate).
+    #[error("no HTTPS client for the Graph API")]
+    TlsSetup(#[source] crate::crypto::TlsSetupError),
     /// A success status whose body is not what the endpoint returns.
     #[error("the Graph API answered {status} with an unexpected body")]
     UnexpectedBody {
@@ -170,7 +173,7 @@ impl ApiError {
             Self::Transport(_) => ErrorClass::Retryable {
                 backoff: Backoff::Exponential,
             },
-            Self::UnexpectedBody { .. } => ErrorClass::Permanent,
+            Self::UnexpectedBody { .. } | Self::TlsSetup(_) => ErrorClass::Permanent,
         }
     }
 

@@ -82,8 +82,9 @@ const LIST_FIELDS: &str = "id,name,language,status,category,rejected_reason,comp
 impl TemplateApi {
     /// A client with a 30-second timeout per call.
     pub fn new(target: GraphTarget) -> Result<Self, ApiError> {
-        shared::crypto::install_tls_provider();
+        let tls = shared::crypto::tls_client_config().map_err(ApiError::TlsSetup)?;
         let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
             .timeout(Duration::from_secs(30))
             .build()
             .map_err(ApiError::Transport)?;

@@ -54,6 +54,9 @@ pub enum OrangeLogicError {
     /// No answer: connection refused, reset, timed out. The error carries no URL.
     #[error("Orange Logic could not be reached")]
     Transport(#[source] reqwest::Error),
+    /// The client could not be made: no TLS settings (no system root certificate).
+    #[error("no HTTPS client for Orange Logic")]
+    TlsSetup(#[source] crate::crypto::TlsSetupError),
     /// The token endpoint refused the client credentials.
     #[error("Orange Logic refused the client credentials (HTTP {status})")]
     AuthRejected {
@@ -231,6 +234,7 @@ impl Retryable for OrangeLogicError {
             | Self::Failed { .. }
             | Self::IgnoredParameters { .. }
             | Self::Configuration(_)
+            | Self::TlsSetup(_)
             | Self::UnknownFolder { .. }
             | Self::MediaTooLarge { .. }
             | Self::Media(_) => false,

@@ -308,8 +308,9 @@ struct Call<'a> {
 impl OrangeLogicClient {
     /// A client for one instance.
     pub fn new(settings: Settings) -> Result<Self, OrangeLogicError> {
-        crate::crypto::install_tls_provider();
+        let tls = crate::crypto::tls_client_config().map_err(OrangeLogicError::TlsSetup)?;
         let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
             .timeout(settings.timeout)
             // A redirect from an API call goes to a login page: it is read as "session gone", and
             // the bearer token is never sent to wherever it points.

@@ -147,8 +147,9 @@ pub struct WhatsAppClient {
 impl WhatsAppClient {
     /// A client with its own connection pool (rustls).
     pub fn new(config: GraphApiConfig, token: Secret) -> Result<Self, ApiError> {
-        crate::crypto::install_tls_provider();
+        let tls = crate::crypto::tls_client_config().map_err(ApiError::TlsSetup)?;
         let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(tls)
             .user_agent(USER_AGENT)
             .connect_timeout(Duration::from_secs(5))
             .read_timeout(config.timeout)
