@@ -56,11 +56,27 @@ pub async fn local(endpoint: &str) -> SdkConfig {
 }
 
 /// The SDK's HTTP client: hyper and rustls with ring, the one crypto provider of the bundle
-/// (the SDK's default would link aws-lc beside it).
+/// (the SDK's default would link aws-lc beside it), trusting the same system roots as the
+/// reqwest clients, read once per process (`shared::crypto`).
 pub fn https_client() -> aws_sdk_sqs::config::SharedHttpClient {
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(Provider::Rustls(CryptoMode::Ring))
-        .build_https()
+    use aws_smithy_http_client::tls::{TlsContext, TrustStore};
+    let builder =
+        aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring));
+    let shared_roots = crate::crypto::root_certificates_pem().ok().and_then(|pem| {
+        TlsContext::builder()
+            .with_trust_store(
+                TrustStore::empty()
+                    .with_native_roots(false)
+                    .with_pem_certificate(pem),
+            )
+            .build()
+            .ok()
+    });
+    match shared_roots {
+        Some(context) => builder.tls_context(context).build_https(),
+        // No root could be read: the SDK's own loading reports it on the first call.
+        None => builder.build_https(),
+    }
 }
 
 #[cfg(test)]

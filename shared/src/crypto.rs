@@ -45,14 +45,13 @@ pub fn hmac_sha256(key: &[u8], data: &[u8]) -> Vec<u8> {
     ring::hmac::sign(&key, data).as_ref().to_vec()
 }
 
-/// The TLS settings of every reqwest client (Graph, Orange Logic): rustls with ring, the bundle's
-/// one crypto provider, and the system's root certificates (Lambda's image provides them). Built
-/// once per process: each client loading the roots on its own read the whole certificate store
-/// again at every cold start (BENCHMARKS.md, init).
-pub fn tls_client_config() -> Result<rustls::ClientConfig, TlsSetupError> {
-    static CONFIG: std::sync::OnceLock<Result<rustls::ClientConfig, TlsSetupError>> =
-        std::sync::OnceLock::new();
-    CONFIG
+/// The system's root certificates that rustls takes as trust anchors, read once per process
+/// (Lambda's image provides them; here `SSL_CERT_FILE` / `SSL_CERT_DIR` or the usual places).
+fn system_roots() -> Result<&'static [rustls::pki_types::CertificateDer<'static>], TlsSetupError> {
+    static ROOTS: std::sync::OnceLock<
+        Result<Vec<rustls::pki_types::CertificateDer<'static>>, TlsSetupError>,
+    > = std::sync::OnceLock::new();
+    ROOTS
         .get_or_init(|| {
             let loaded = rustls_native_certs::load_native_certs();
             if !loaded.errors.is_empty() {
@@ -61,11 +60,34 @@ pub fn tls_client_config() -> Result<rustls::ClientConfig, TlsSetupError> {
                     "some system root certificates could not be read"
                 );
             }
-            let mut roots = rustls::RootCertStore::empty();
-            let (valid, _invalid) = roots.add_parsable_certificates(loaded.certs);
-            if valid == 0 {
-                return Err(TlsSetupError::NoRootCertificates);
+            // Only those a root store accepts (an expired or odd one is skipped, as the SDK does).
+            let anchors: Vec<_> = loaded
+                .certs
+                .into_iter()
+                .filter(|cert| rustls::RootCertStore::empty().add(cert.clone()).is_ok())
+                .collect();
+            if anchors.is_empty() {
+                Err(TlsSetupError::NoRootCertificates)
+            } else {
+                Ok(anchors)
             }
+        })
+        .as_ref()
+        .map(Vec::as_slice)
+        .map_err(Clone::clone)
+}
+
+/// The TLS settings of every reqwest client (Graph, Orange Logic): rustls with ring, the bundle's
+/// one crypto provider, and the system's root certificates. Built once per process: each client
+/// loading the roots on its own read the whole certificate store again at every cold start
+/// (BENCHMARKS.md, init).
+pub fn tls_client_config() -> Result<rustls::ClientConfig, TlsSetupError> {
+    static CONFIG: std::sync::OnceLock<Result<rustls::ClientConfig, TlsSetupError>> =
+        std::sync::OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let mut roots = rustls::RootCertStore::empty();
+            roots.add_parsable_certificates(system_roots()?.iter().cloned());
             let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
             Ok(rustls::ClientConfig::builder_with_provider(provider)
                 .with_safe_default_protocol_versions()
@@ -74,6 +96,23 @@ pub fn tls_client_config() -> Result<rustls::ClientConfig, TlsSetupError> {
                 .with_no_client_auth())
         })
         .clone()
+}
+
+/// The same root certificates as PEM, for the AWS SDK's trust store (which takes PEM), so that
+/// the SDK does not read the certificate store a second time.
+pub fn root_certificates_pem() -> Result<String, TlsSetupError> {
+    use base64::Engine as _;
+    let mut pem = String::new();
+    for cert in system_roots()? {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(cert.as_ref());
+        pem.push_str("-----BEGIN CERTIFICATE-----\n");
+        for line in encoded.as_bytes().chunks(64) {
+            pem.push_str(&String::from_utf8_lossy(line));
+            pem.push('\n');
+        }
+        pem.push_str("-----END CERTIFICATE-----\n");
+    }
+    Ok(pem)
 }
 
 /// The TLS settings could not be made: no HTTPS call could succeed.
@@ -104,5 +143,21 @@ mod tests {
             first.crypto_provider(),
             second.crypto_provider()
         ));
+    }
+
+    #[test]
+    fn the_pem_roots_for_the_sdk_are_the_same_certificates() {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject as _;
+        let pem = super::root_certificates_pem().expect("pem");
+        let parsed: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(pem.as_bytes())
+            .collect::<Result<_, _>>()
+            .expect("valid PEM");
+        assert_eq!(parsed.as_slice(), super::system_roots().expect("roots"));
+        let mut store = rustls::RootCertStore::empty();
+        for cert in parsed {
+            store.add(cert).expect("each one is a trust anchor");
+        }
+        assert!(!store.is_empty());
     }
 }
