@@ -1,8 +1,9 @@
 //! The AWS SDK configuration every function starts from.
 
+mod http;
+
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_sqs::config::{Credentials, Region, SharedCredentialsProvider};
-use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
 
 /// What a function starts from in Lambda: the region, the execution role's credentials and an
 /// optional `AWS_ENDPOINT_URL` (the local stack's moto), all from the environment Lambda sets.
@@ -55,28 +56,10 @@ pub async fn local(endpoint: &str) -> SdkConfig {
         .await
 }
 
-/// The SDK's HTTP client: hyper and rustls with ring, the one crypto provider of the bundle
-/// (the SDK's default would link aws-lc beside it), trusting the same system roots as the
-/// reqwest clients, read once per process (`shared::crypto`).
+/// The SDK's HTTP client: reqwest, the bundle's one HTTP stack, with the TLS settings of every
+/// other client (rustls with ring, the roots of `shared::crypto`).
 pub fn https_client() -> aws_sdk_sqs::config::SharedHttpClient {
-    use aws_smithy_http_client::tls::{TlsContext, TrustStore};
-    let builder =
-        aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring));
-    let shared_roots = crate::crypto::root_certificates_pem().ok().and_then(|pem| {
-        TlsContext::builder()
-            .with_trust_store(
-                TrustStore::empty()
-                    .with_native_roots(false)
-                    .with_pem_certificate(pem),
-            )
-            .build()
-            .ok()
-    });
-    match shared_roots {
-        Some(context) => builder.tls_context(context).build_https(),
-        // No root could be read: the SDK's own loading reports it on the first call.
-        None => builder.build_https(),
-    }
+    http::client()
 }
 
 #[cfg(test)]
