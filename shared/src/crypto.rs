@@ -11,6 +11,14 @@ pub fn sha256_hex(parts: &[&[u8]]) -> String {
     hex::encode(ctx.finish().as_ref())
 }
 
+/// The first 8 bytes of the SHA-256 of `bytes`, base64url without padding (11 characters): a
+/// short name for a key where a collision among a few dozen keys is what matters (2^-64 a pair).
+pub fn short_digest(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    let digest = digest::digest(&digest::SHA256, bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest.as_ref()[..8])
+}
+
 /// `bytes` random bytes from the system's CSPRNG, as lowercase hex.
 pub fn random_hex(bytes: usize) -> String {
     use ring::rand::SecureRandom as _;

@@ -283,12 +283,85 @@ pub struct Conversation {
     pub courtesy_reply_at_ms: Option<i64>,
     /// What the conversation waits for (`consent:SUMMER26`, ...); flows own its values.
     pub state: Option<String>,
+    /// The inbound items of this conversation route-inbound handled last.
+    pub seen: SeenItems,
+}
+
+/// How many inbound items a conversation remembers as handled: a redelivery of an item older
+/// than the last this many of its conversation is handled again (docs/cost.md).
+pub const SEEN_ITEMS: usize = 16;
+
+/// The last [`SEEN_ITEMS`] inbound items handled in a conversation, oldest first, each as a
+/// short digest of its key (`crypto::short_digest`, 11 characters), so the conversation item
+/// stays far under the 1 KB a write unit covers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SeenItems(Vec<String>);
+
+impl SeenItems {
+    /// Whether the item with `key` is among them.
+    pub fn contains(&self, key: &str) -> bool {
+        let digest = crate::crypto::short_digest(key.as_bytes());
+        self.0.contains(&digest)
+    }
+
+    /// These with `key` added as the newest, the oldest dropped beyond [`SEEN_ITEMS`].
+    pub fn with(&self, key: &str) -> Self {
+        let digest = crate::crypto::short_digest(key.as_bytes());
+        let mut seen: Vec<String> = self.0.iter().filter(|d| **d != digest).cloned().collect();
+        seen.push(digest);
+        let excess = seen.len().saturating_sub(SEEN_ITEMS);
+        seen.drain(..excess);
+        Self(seen)
+    }
+
+    /// How many are held.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether none are held.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// As stored: the digests separated by spaces, oldest first.
+    pub fn encode(&self) -> String {
+        self.0.join(" ")
+    }
+
+    /// From [`SeenItems::encode`]'s form.
+    pub fn decode(stored: &str) -> Self {
+        Self(stored.split_whitespace().map(str::to_owned).collect())
+    }
+}
+
+/// What handling an inbound item writes on its conversation, last: the item as seen and, for a
+/// message that opens or keeps the window, its time.
+#[derive(Debug, Clone, Copy)]
+pub struct SeenMark<'a> {
+    /// The item's key (the wamid).
+    pub key: &'a str,
+    /// The message's own time, Unix milliseconds.
+    pub at_ms: i64,
+    /// Whether `at_ms` moves the last inbound time (not for a `system` message).
+    pub records_inbound: bool,
 }
 
 /// Meta's customer service window: free-form messages only within 24 h of the user's last message.
 pub const SERVICE_WINDOW_MS: i64 = 24 * 60 * 60 * 1000;
 
 impl Conversation {
+    /// The last inbound time once `mark` is written: moved forward, never back.
+    pub fn last_inbound_after(&self, mark: &SeenMark<'_>) -> Option<i64> {
+        if !mark.records_inbound {
+            return self.last_inbound_at_ms;
+        }
+        Some(
+            self.last_inbound_at_ms
+                .map_or(mark.at_ms, |t| t.max(mark.at_ms)),
+        )
+    }
+
     /// Whether a free-form message may be sent at `now_ms`.
     pub fn window_open(&self, now_ms: i64) -> bool {
         self.last_inbound_at_ms
@@ -312,6 +385,19 @@ pub trait ConversationStore: Send + Sync {
         number: &BusinessNumberId,
         at_ms: i64,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Marks an item handled, in one write: adds `mark.key` to the seen items and, when
+    /// `mark.records_inbound`, moves the last inbound time forward to `mark.at_ms` (never back).
+    /// The new seen items are built from `read`, the conversation as read before the item was
+    /// handled; `false` (nothing written) when the stored seen items are no longer those of
+    /// `read` or the stored time is past the new one, so a concurrent mark is never lost.
+    fn mark_seen(
+        &self,
+        who: &UserPseudonym,
+        number: &BusinessNumberId,
+        read: &Conversation,
+        mark: &SeenMark<'_>,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Takes the one courtesy reply of the window: `true` when none went out in the last
     /// `window_ms` before `now_ms` (and records this one), `false` otherwise.

@@ -459,7 +459,7 @@ impl MessageSender for InMemoryMessageSender {
 use crate::domain::contact::{Contact, OptChange, OptIn, Role};
 use crate::domain::outbound::{OutboundRequest, SentMessageRef};
 use crate::ports::{
-    ContactDirectory, Conversation, ConversationStore, OutboundQueue, SentMessageLookup,
+    ContactDirectory, Conversation, ConversationStore, OutboundQueue, SeenMark, SentMessageLookup,
 };
 use crate::pseudonym::UserPseudonym;
 use std::collections::HashMap;
@@ -558,13 +558,20 @@ impl ContactDirectory for InMemoryContactDirectory {
     }
 }
 
-/// Conversation state in memory.
+/// Conversation state in memory, with the conditions of the DynamoDB adapter.
 #[derive(Debug, Default)]
 pub struct InMemoryConversationStore {
     conversations: Mutex<HashMap<(UserPseudonym, BusinessNumberId), Conversation>>,
+    mark_failures: AtomicUsize,
 }
 
 impl InMemoryConversationStore {
+    /// Makes the next `n` [`ConversationStore::mark_seen`] calls fail as if DynamoDB were
+    /// unreachable (the item's other effects done, its mark not written).
+    pub fn fail_next_marks(&self, n: usize) {
+        self.mark_failures.store(n, Ordering::SeqCst);
+    }
+
     fn update<T>(
         &self,
         who: &UserPseudonym,
@@ -598,6 +605,33 @@ impl ConversationStore for InMemoryConversationStore {
     ) -> Result<(), StoreError> {
         self.update(who, number, |c| {
             c.last_inbound_at_ms = Some(c.last_inbound_at_ms.map_or(at_ms, |t| t.max(at_ms)));
+        })
+    }
+
+    async fn mark_seen(
+        &self,
+        who: &UserPseudonym,
+        number: &BusinessNumberId,
+        read: &Conversation,
+        mark: &SeenMark<'_>,
+    ) -> Result<bool, StoreError> {
+        if take_failure(&self.mark_failures) {
+            return Err(StoreError::Unavailable("simulated outage".into()));
+        }
+        let at = read.last_inbound_after(mark);
+        self.update(who, number, |c| {
+            let time_moved_past = mark.records_inbound
+                && c.last_inbound_at_ms
+                    .zip(at)
+                    .is_some_and(|(now, new)| now > new);
+            if c.seen != read.seen || time_moved_past {
+                return false;
+            }
+            c.seen = read.seen.with(mark.key);
+            if mark.records_inbound {
+                c.last_inbound_at_ms = at;
+            }
+            true
         })
     }
 

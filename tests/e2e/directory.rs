@@ -1,10 +1,12 @@
 //! The contact directory and conversation state on DynamoDB (moto): opt-out kept across imports,
-//! role lookups, number changes, a window that never moves back, one courtesy reply per window.
+//! role lookups, number changes, a window that never moves back, one courtesy reply per window,
+//! the bounded list of items seen.
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use e2e::TestEnv;
 use shared::adapters::directory::{DynamoContactDirectory, DynamoConversationStore};
 use shared::domain::contact::{Contact, OptChange, Role, WhatsAppAddress};
-use shared::ports::{BusinessNumberId, ContactDirectory, ConversationStore};
+use shared::ports::{BusinessNumberId, ContactDirectory, ConversationStore, SEEN_ITEMS, SeenMark};
 use shared::pseudonym::{Pseudonymizer, UserPseudonym};
 use shared::secrets::Secret;
 
@@ -210,4 +212,111 @@ async fn the_service_window_never_moves_back_and_the_courtesy_reply_goes_once_pe
             .state,
         None
     );
+}
+
+fn mark(key: &str, at_ms: i64) -> SeenMark<'_> {
+    SeenMark {
+        key,
+        at_ms,
+        records_inbound: true,
+    }
+}
+
+#[tokio::test]
+async fn marking_an_item_seen_moves_the_window_forward_keeps_the_last_items_and_never_loses_a_mark()
+{
+    let env = TestEnv::start().await;
+    let store = DynamoConversationStore::new(
+        aws_sdk_dynamodb::Client::new(&env.stack.aws),
+        env.stack.resources.tables["ConversationsTable"].clone(),
+    );
+    let who = pseudonym("+447700900005");
+    let number = BusinessNumberId::parse("109876543210987").expect("number");
+    let read = || async {
+        store
+            .get(&who, &number)
+            .await
+            .expect("get")
+            .unwrap_or_default()
+    };
+
+    let before = read().await;
+    assert!(
+        store
+            .mark_seen(&who, &number, &before, &mark("wamid.A", 5_000))
+            .await
+            .expect("first")
+    );
+    // A mark built on the same (now stale) read would drop wamid.A: refused, nothing written.
+    assert!(
+        !store
+            .mark_seen(&who, &number, &before, &mark("wamid.B", 6_000))
+            .await
+            .expect("stale")
+    );
+    // An older item arriving late is marked; the time stays where it was.
+    let now = read().await;
+    assert!(
+        store
+            .mark_seen(&who, &number, &now, &mark("wamid.B", 4_000))
+            .await
+            .expect("late")
+    );
+    let conversation = read().await;
+    assert_eq!(conversation.last_inbound_at_ms, Some(5_000));
+    assert!(conversation.seen.contains("wamid.A") && conversation.seen.contains("wamid.B"));
+
+    // A `system` message is marked without moving the window.
+    let system = SeenMark {
+        records_inbound: false,
+        ..mark("wamid.SYS", 9_000)
+    };
+    assert!(
+        store
+            .mark_seen(&who, &number, &conversation, &system)
+            .await
+            .expect("system")
+    );
+    assert_eq!(read().await.last_inbound_at_ms, Some(5_000));
+
+    for i in 0..SEEN_ITEMS {
+        let key = format!("wamid.N{i}");
+        let now = read().await;
+        assert!(
+            store
+                .mark_seen(&who, &number, &now, &mark(&key, 10_000 + i as i64))
+                .await
+                .expect("mark")
+        );
+    }
+    let conversation = read().await;
+    assert_eq!(conversation.seen.len(), SEEN_ITEMS, "bounded");
+    assert!(!conversation.seen.contains("wamid.A"), "the oldest dropped");
+    assert!(conversation.seen.contains("wamid.N0"));
+    assert_eq!(
+        conversation.last_inbound_at_ms,
+        Some(10_000 + SEEN_ITEMS as i64 - 1)
+    );
+    // The whole item stays far under the 1 KB of one write unit.
+    let item = aws_sdk_dynamodb::Client::new(&env.stack.aws)
+        .get_item()
+        .table_name(env.stack.resources.tables["ConversationsTable"].clone())
+        .key("pk", AttributeValue::S(who.as_str().into()))
+        .key("sk", AttributeValue::S(number.as_str().into()))
+        .send()
+        .await
+        .expect("raw item")
+        .item
+        .expect("item");
+    let size: usize = item
+        .iter()
+        .map(|(name, value)| {
+            name.len()
+                + match value {
+                    AttributeValue::S(s) => s.len(),
+                    _ => 21,
+                }
+        })
+        .sum();
+    assert!(size < 512, "{size} bytes: {item:?}");
 }

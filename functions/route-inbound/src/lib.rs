@@ -1,10 +1,10 @@
-//! `route-inbound`: consumes `inbound.fifo` (SQS, partial batch responses). Each item is claimed,
-//! opt-out and opt-in commands are honoured first, the conversation is recorded, and the item goes
-//! to its flow's queue (see `shared::flows::route_inbound` and docs/conversation-core.md).
+//! `route-inbound`: consumes `inbound.fifo` (SQS, partial batch responses). Each message is checked
+//! against the items its conversation saw last, opt-out and opt-in commands are honoured first,
+//! the item goes to its flow's queue, and the conversation records it (see
+//! `shared::flows::route_inbound` and docs/conversation-core.md).
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use shared::adapters::directory::{DynamoContactDirectory, DynamoConversationStore};
-use shared::adapters::dynamodb::DynamoIdempotencyStore;
 use shared::adapters::sent_lookup::DynamoSentMessageLookup;
 use shared::adapters::sqs_json::{SqsInboundRoutes, SqsJsonQueue, SqsOutboundQueue};
 use shared::adapters::sqs_records::SqsRecordQueues;
@@ -17,8 +17,7 @@ use shared::error::Retryable;
 use shared::flows::route_inbound::{InboundRouter, Numbers, RouteError, RouterSettings};
 use shared::lambda::sqs_batch::{BatchPolicy, RecordQueues, process_records};
 use shared::ports::{
-    ContactDirectory, ConversationStore, IdempotencyStore, InboundRoutes, OutboundQueue,
-    SentMessageLookup,
+    ContactDirectory, ConversationStore, InboundRoutes, OutboundQueue, SentMessageLookup,
 };
 use shared::pseudonym::Pseudonymizer;
 use shared::secrets::{SecretsError, SecretsLocation};
@@ -49,8 +48,6 @@ pub const REPLY_QUEUES: [(MessageFlow, &str); 7] = [
 /// Settings read at cold start.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Claims on inbound item keys.
-    pub claims_table: String,
     /// The contact directory.
     pub contacts_table: String,
     /// Conversation state.
@@ -80,7 +77,6 @@ impl Config {
     /// Same as [`Config::from_env`] over any variable source.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let mut env = Env::new(lookup);
-        let claims_table = env.required("INBOUND_CLAIMS_TABLE");
         let contacts_table = env.required("CONTACTS_TABLE");
         let conversations_table = env.required("CONVERSATIONS_TABLE");
         let sent_messages_table = env.required("SENT_MESSAGES_TABLE");
@@ -98,7 +94,6 @@ impl Config {
         let secrets = SecretsLocation::from_env(&mut env);
         env.finish()?;
         Ok(Self {
-            claims_table,
             contacts_table,
             conversations_table,
             sent_messages_table,
@@ -114,13 +109,12 @@ impl Config {
 
 /// The function's dependencies.
 pub type Deps<
-    I = DynamoIdempotencyStore,
     D = DynamoContactDirectory,
     C = DynamoConversationStore,
     S = DynamoSentMessageLookup,
     O = SqsOutboundQueue,
     R = SqsInboundRoutes,
-> = InboundRouter<I, D, C, S, O, R>;
+> = InboundRouter<D, C, S, O, R>;
 
 /// Why the function could not start.
 #[derive(Debug, thiserror::Error)]
@@ -140,7 +134,6 @@ pub async fn connect(config: &Config, aws: &aws_config::SdkConfig) -> Result<Dep
     let dynamodb = aws_sdk_dynamodb::Client::new(aws);
     let sqs = aws_sdk_sqs::Client::new(aws);
     Ok(InboundRouter {
-        claims: DynamoIdempotencyStore::new(dynamodb.clone(), &config.claims_table),
         directory: DynamoContactDirectory::new(dynamodb.clone(), &config.contacts_table),
         conversations: DynamoConversationStore::new(dynamodb.clone(), &config.conversations_table),
         sent: DynamoSentMessageLookup::new(dynamodb, &config.sent_messages_table),
@@ -227,14 +220,13 @@ pub const RECORD_WORST_CASE: Duration = Duration::from_secs(10);
 
 /// Handles the records of an `inbound.fifo` batch within the invocation's time; only retryable
 /// failures and records left untried are reported, permanent ones go to the DLQ with their reason.
-pub async fn handle_batch<I, D, C, S, O, R, Q>(
-    router: &Deps<I, D, C, S, O, R>,
+pub async fn handle_batch<D, C, S, O, R, Q>(
+    router: &Deps<D, C, S, O, R>,
     records: &Q,
     event: SqsEvent,
     deadline: Instant,
 ) -> SqsBatchResponse
 where
-    I: IdempotencyStore,
     D: ContactDirectory,
     C: ConversationStore,
     S: SentMessageLookup,
@@ -246,24 +238,17 @@ where
         record_worst_case: RECORD_WORST_CASE,
         ..BatchPolicy::default()
     };
-    // The claim's deadline: the invocation's, in Unix seconds.
-    let left = deadline.saturating_duration_since(Instant::now());
-    let claim_deadline = time::OffsetDateTime::now_utc().unix_timestamp()
-        + i64::try_from(left.as_secs()).unwrap_or(0)
-        + 1;
     process_records(event, deadline, &policy, records, |record| {
-        handle_record(router, record, claim_deadline)
+        handle_record(router, record)
     })
     .await
 }
 
-async fn handle_record<I, D, C, S, O, R>(
-    router: &Deps<I, D, C, S, O, R>,
+async fn handle_record<D, C, S, O, R>(
+    router: &Deps<D, C, S, O, R>,
     record: SqsMessage,
-    deadline: i64,
 ) -> Result<(), RecordError>
 where
-    I: IdempotencyStore,
     D: ContactDirectory,
     C: ConversationStore,
     S: SentMessageLookup,
@@ -274,9 +259,7 @@ where
         .map_err(RecordError::Malformed)?;
     let now_ms = i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
         .unwrap_or(i64::MAX);
-    router
-        .handle(&item, now_ms, deadline.max(now_ms / 1000 + 1))
-        .await?;
+    router.handle(&item, now_ms).await?;
     Ok(())
 }
 
@@ -287,12 +270,11 @@ mod tests {
     use shared::domain::outbound::MessageFlow;
     use shared::secrets::Secret;
     use shared::testing::{
-        InMemoryContactDirectory, InMemoryConversationStore, InMemoryIdempotencyStore,
-        InMemoryInboundRoutes, InMemoryOutboundQueue, InMemoryRecordQueues, InMemorySentMessages,
+        InMemoryContactDirectory, InMemoryConversationStore, InMemoryInboundRoutes,
+        InMemoryOutboundQueue, InMemoryRecordQueues, InMemorySentMessages,
     };
 
     type TestDeps = Deps<
-        InMemoryIdempotencyStore,
         InMemoryContactDirectory,
         InMemoryConversationStore,
         InMemorySentMessages,
@@ -304,7 +286,6 @@ mod tests {
         let config = ConnectorConfig::parse(include_str!("../../../local/connector.yaml"))
             .expect("local/connector.yaml");
         InboundRouter {
-            claims: InMemoryIdempotencyStore::default(),
             directory: InMemoryContactDirectory::default(),
             conversations: InMemoryConversationStore::default(),
             sent: InMemorySentMessages::default(),
@@ -423,7 +404,6 @@ mod tests {
     fn every_missing_variable_is_named_at_once() {
         let err = Config::from_lookup(|_| None).expect_err("missing");
         for name in [
-            "INBOUND_CLAIMS_TABLE",
             "CONTACTS_TABLE",
             "CONVERSATIONS_TABLE",
             "SENT_MESSAGES_TABLE",

@@ -12,7 +12,8 @@
 use crate::adapters::dynamodb::{Failure, classify, n, s, store_error};
 use crate::domain::contact::{Contact, OptChange, OptIn, QuietHours, Role, WhatsAppAddress};
 use crate::ports::{
-    BusinessNumberId, ContactDirectory, Conversation, ConversationStore, StoreError,
+    BusinessNumberId, ContactDirectory, Conversation, ConversationStore, SeenItems, SeenMark,
+    StoreError,
 };
 use crate::pseudonym::UserPseudonym;
 use aws_sdk_dynamodb::types::{
@@ -525,6 +526,9 @@ impl ConversationStore for DynamoConversationStore {
             last_inbound_at_ms: number_attr(&item, "last_inbound_at"),
             courtesy_reply_at_ms: number_attr(&item, "courtesy_at"),
             state: text(&item, "state"),
+            seen: text(&item, "seen")
+                .map(|seen| SeenItems::decode(&seen))
+                .unwrap_or_default(),
         }))
     }
 
@@ -547,6 +551,46 @@ impl ConversationStore for DynamoConversationStore {
         )
         .await
         .map(|_| ())
+    }
+
+    async fn mark_seen(
+        &self,
+        who: &UserPseudonym,
+        number: &BusinessNumberId,
+        read: &Conversation,
+        mark: &SeenMark<'_>,
+    ) -> Result<bool, StoreError> {
+        // The seen items are one string attribute, so the condition compares them whole: the
+        // write lands only on the list it was built from (route-inbound handles one user's items
+        // one after another, so this only refuses a redelivery handled at the same time).
+        let seen = read.seen.with(mark.key).encode();
+        let mut condition = if read.seen.is_empty() {
+            "attribute_not_exists(seen)".to_owned()
+        } else {
+            "seen = :read".to_owned()
+        };
+        let mut values = vec![(":seen", s(seen))];
+        if !read.seen.is_empty() {
+            values.push((":read", s(read.seen.encode())));
+        }
+        let expression = match read.last_inbound_after(mark) {
+            Some(at) if mark.records_inbound => {
+                // Never back: a mark built on an older read fails rather than undo a later time.
+                condition.push_str(
+                    " AND (attribute_not_exists(last_inbound_at) OR last_inbound_at <= :at)",
+                );
+                values.push((":at", n(at)));
+                values.push((":expires", n((at + CONVERSATION_TTL_MS) / 1000)));
+                "SET seen = :seen, last_inbound_at = :at, expires_at = :expires"
+            }
+            _ => {
+                // A conversation only a `system` message made still expires.
+                values.push((":expires", n((mark.at_ms + CONVERSATION_TTL_MS) / 1000)));
+                "SET seen = :seen, expires_at = if_not_exists(expires_at, :expires)"
+            }
+        };
+        self.update(who, number, expression, Some(&condition), values)
+            .await
     }
 
     async fn take_courtesy_reply(

@@ -1,12 +1,38 @@
-//! route-inbound: each item of `inbound.fifo` is claimed once, opt-out and opt-in commands are
-//! honoured before anything else, the conversation's last inbound time is recorded, and the item
-//! is handed to the queue of the flow it belongs to.
+//! route-inbound: each message item of `inbound.fifo` is checked against the items its
+//! conversation saw last, opt-out and opt-in commands are honoured before anything else, and the
+//! item is handed to the queue of the flow it belongs to; the conversation write that records the
+//! last inbound time then marks the item seen.
 //!
-//! Every side effect is safe to repeat: when a step fails after an earlier one took effect (the
-//! opt-out recorded, its confirmation not yet queued), the claim is released and the redelivery
-//! finds the earlier step done *by this same message* (the stored time is this message's time) and
-//! finishes the job; the send key makes the confirmation the same request, which the outbound queue
-//! and the sender deduplicate.
+//! Check first, mark last, no claim: the conversation item (one per user and business number)
+//! keeps the digests of its last [`SEEN_ITEMS`](crate::ports::SEEN_ITEMS) items. A message whose key is among them is a
+//! duplicate and does nothing. Otherwise it is handled, and only then marked, in the one
+//! `UpdateItem` that also moves the last inbound time forward. A failure between handling and the
+//! mark (a crash, the mark's write failing) handles the item again on SQS's redelivery, which is
+//! safe because every side effect is safe to repeat:
+//! - opt-out, opt-in and the courtesy reply record the message's own time (Meta's timestamp, the
+//!   same on every redelivery), so a redelivery recognises what *this* message already did and
+//!   queues its reply again under the same send key, which `outbound.fifo` (5 minutes) and the
+//!   sender's ledger (after that) deduplicate;
+//! - a route is a FIFO send whose deduplication id is the item key: a redelivery within 5 minutes
+//!   is dropped by SQS, a later one reaches the flow twice (below);
+//! - a number change finds the old entry gone and moves nothing.
+//!
+//! The window comes first: the sender sends a free-form reply (a confirmation, the courtesy
+//! reply, a flow's answer) only if the conversation shows the user's 24-hour window open, and the
+//! mark comes after those replies are queued. So when the conversation as read does not show the
+//! window open for at least [`WINDOW_MARGIN_MS`] more, the message's time is recorded before
+//! anything is sent (one write more for the first message of a window); within an open window the
+//! mark is the item's only write.
+//!
+//! What this gives up against a claim per item: the list is bounded, so a redelivery of an item
+//! older than the conversation's last [`SEEN_ITEMS`](crate::ports::SEEN_ITEMS) items, and more than 5 minutes after the
+//! first delivery, is handled again (a routed message reaches its flow twice; replies stay
+//! deduplicated by their send keys). Meta redelivers only a webhook that was not answered 200, and
+//! the user must have sent 16 more messages on that number in between.
+//!
+//! Statuses and error items are not checked or marked: forwarding a status is idempotent (see
+//! [`InboundRouter::handle`]) and an error item is only logged, so a redelivered one is logged
+//! again, which changes nothing anyone sees.
 
 use crate::connector_config::{ConnectorConfig, Purpose};
 use crate::domain::contact::{Contact, OptChange, WhatsAppAddress};
@@ -19,8 +45,8 @@ use crate::domain::outbound::{
 use crate::domain::routing::{self, Destination, MessageFacts, Route};
 use crate::error::Retryable;
 use crate::ports::{
-    BusinessNumberId, Claim, ContactDirectory, ConversationStore, IdempotencyStore, InboundRoutes,
-    OutboundQueue, OwnerToken, QueueError, SERVICE_WINDOW_MS, SentMessageLookup, StoreError,
+    BusinessNumberId, ContactDirectory, Conversation, ConversationStore, InboundRoutes,
+    OutboundQueue, QueueError, SERVICE_WINDOW_MS, SeenMark, SentMessageLookup, StoreError,
 };
 use crate::pseudonym::{Pseudonymizer, UserPseudonym};
 use crate::whatsapp::messages::Content;
@@ -30,11 +56,17 @@ use std::collections::{BTreeMap, BTreeSet};
 /// The source recorded with an opt-in sent over WhatsApp.
 pub const OPT_IN_SOURCE: &str = "whatsapp:START";
 
+/// How long the window must stay open, as the conversation was read, for a message not to
+/// record its time before its replies are queued: longer than a reply takes to reach the sender,
+/// and than a redelivery takes to come back after a failed mark.
+pub const WINDOW_MARGIN_MS: i64 = 60 * 60 * 1000;
+
+/// How often the mark is retried on a fresh read when the conversation changed under it.
+const MARK_ATTEMPTS: usize = 3;
+
 /// Tunables and the router's own words.
 #[derive(Debug, Clone)]
 pub struct RouterSettings {
-    /// How long a completed claim is kept (Meta redelivers a webhook for up to 7 days).
-    pub completed_ttl_seconds: i64,
     /// The one reply an unknown sender on an internal number gets per window.
     pub courtesy_text: String,
     /// The confirmation of an opt-out.
@@ -46,7 +78,6 @@ pub struct RouterSettings {
 impl Default for RouterSettings {
     fn default() -> Self {
         Self {
-            completed_ttl_seconds: 8 * 24 * 3600,
             courtesy_text: "Thank you for your message. This number is used by our teams and \
                             cannot answer here; please contact us through our usual channels."
                 .into(),
@@ -85,9 +116,7 @@ impl Numbers {
 
 /// What the router needs.
 #[derive(Debug)]
-pub struct InboundRouter<I, D, C, S, O, R> {
-    /// Claims on inbound item keys.
-    pub claims: I,
+pub struct InboundRouter<D, C, S, O, R> {
     /// The contact directory.
     pub directory: D,
     /// Conversation state per user and number.
@@ -109,7 +138,7 @@ pub struct InboundRouter<I, D, C, S, O, R> {
 /// What handling one item did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Handled {
-    /// Its key was already handled.
+    /// Its key is among the last items its conversation saw.
     Duplicate,
     /// A status, handed to track-delivery.
     Status,
@@ -174,9 +203,9 @@ pub enum RouteError {
     /// A queue failed.
     #[error("a queue failed")]
     Queue(#[from] QueueError),
-    /// Another worker holds this item's claim.
-    #[error("another worker is handling this item")]
-    HeldElsewhere,
+    /// The conversation kept changing while the item was marked seen.
+    #[error("the conversation kept changing while the item was marked")]
+    Contention,
 }
 
 impl Retryable for RouteError {
@@ -185,7 +214,7 @@ impl Retryable for RouteError {
             Self::Malformed(_) => false,
             Self::Store(e) => e.is_retryable(),
             Self::Queue(e) => e.is_retryable(),
-            Self::HeldElsewhere => true,
+            Self::Contention => true,
         }
     }
 }
@@ -203,74 +232,53 @@ struct Inbound<'a> {
     now_ms: i64,
 }
 
-impl<I, D, C, S, O, R> InboundRouter<I, D, C, S, O, R>
+impl<D, C, S, O, R> InboundRouter<D, C, S, O, R>
 where
-    I: IdempotencyStore,
     D: ContactDirectory,
     C: ConversationStore,
     S: SentMessageLookup,
     O: OutboundQueue,
     R: InboundRoutes,
 {
-    /// Handles one item once: claims its key until `deadline` (Unix seconds, the invocation's
-    /// deadline), handles it, completes the claim; releases it on failure.
+    /// Handles one item once: a message whose key its conversation saw last is a duplicate;
+    /// otherwise it is handled, then marked seen.
     #[tracing::instrument(name = "route_inbound", skip_all, fields(kind = ?item.kind, user = ?item.user))]
-    pub async fn handle(
-        &self,
-        item: &InboundItem,
-        now_ms: i64,
-        deadline: i64,
-    ) -> Result<Handled, RouteError> {
+    pub async fn handle(&self, item: &InboundItem, now_ms: i64) -> Result<Handled, RouteError> {
         if item.v != ENVELOPE_VERSION {
             return Err(RouteError::Malformed("unknown envelope version"));
         }
-        if item.kind == InboundKind::Status {
-            // No claim for a status: forwarding it is a queue send deduplicated by its key,
-            // and track-delivery applies statuses monotonically, settles a send once and
-            // queues a late 131047's template once, so a redelivered status changes nothing.
-            // That saves the claim's two writes on every status (docs/cost.md).
-            let handled = self.forward_status(item).await?;
-            crate::metrics::count_in("delivery-status", crate::metrics::Outcome::Routed, 1);
-            return Ok(handled);
-        }
-        let now = now_ms.div_euclid(1000);
-        let key = format!("inbound#{}", item.key);
-        let owner = OwnerToken(crate::crypto::random_hex(16));
-        match self.claims.claim(&key, &owner, now, deadline).await? {
-            Claim::AlreadyDone => {
-                tracing::info!("duplicate inbound item skipped");
-                return Ok(Handled::Duplicate);
+        let handled = match item.kind {
+            // Not checked: forwarding a status is a queue send deduplicated by its key, and
+            // track-delivery applies statuses monotonically, settles a send once and queues a
+            // late 131047's template once, so a redelivered status changes nothing.
+            InboundKind::Status => {
+                let handled = self.forward_status(item).await?;
+                crate::metrics::count_in("delivery-status", crate::metrics::Outcome::Routed, 1);
+                return Ok(handled);
             }
-            Claim::HeldElsewhere => return Err(RouteError::HeldElsewhere),
-            Claim::Acquired => {}
-        }
-        let result = self.handle_claimed(item, now_ms).await;
-        match &result {
-            Ok(handled) => {
-                tracing::info!(outcome = ?handled, "inbound item handled");
-                if let Some(to) = routed_to(handled) {
-                    crate::metrics::count_in(to, crate::metrics::Outcome::Routed, 1);
+            // Not checked: logging a redelivered error again changes nothing anyone sees.
+            InboundKind::Error => log_error(item),
+            InboundKind::Message => {
+                let inbound = read_message(item, now_ms)?;
+                let conversation = self
+                    .conversations
+                    .get(&inbound.user, &inbound.number)
+                    .await?
+                    .unwrap_or_default();
+                if conversation.seen.contains(&item.key) {
+                    tracing::info!("duplicate inbound item skipped");
+                    return Ok(Handled::Duplicate);
                 }
-                match self
-                    .claims
-                    .complete(&key, &owner, now + self.settings.completed_ttl_seconds)
-                    .await
-                {
-                    Ok(()) => {}
-                    // Our deadline passed and another worker took over; the work is done either way.
-                    Err(StoreError::NotOwner) => {
-                        tracing::warn!("claim taken over before completion");
-                    }
-                    Err(error) => return Err(error.into()),
-                }
+                let handled = self.handle_message(&inbound, &conversation).await?;
+                self.mark_seen(&inbound, conversation, &handled).await?;
+                handled
             }
-            Err(_) => {
-                if let Err(error) = self.claims.release(&key, &owner).await {
-                    tracing::warn!(error = %crate::error::chain(&error), "could not release the claim; it expires at its deadline");
-                }
-            }
+        };
+        tracing::info!(outcome = ?handled, "inbound item handled");
+        if let Some(to) = routed_to(&handled) {
+            crate::metrics::count_in(to, crate::metrics::Outcome::Routed, 1);
         }
-        result
+        Ok(handled)
     }
 
     async fn forward_status(&self, item: &InboundItem) -> Result<Handled, RouteError> {
@@ -278,36 +286,82 @@ where
         Ok(Handled::Status)
     }
 
-    async fn handle_claimed(&self, item: &InboundItem, now_ms: i64) -> Result<Handled, RouteError> {
-        match item.kind {
-            InboundKind::Status => self.forward_status(item).await,
-            InboundKind::Error => Ok(log_error(item)),
-            InboundKind::Message => {
-                let inbound = read_message(item, now_ms)?;
-                self.handle_message(&inbound).await
+    /// Marks the item seen, with its time unless it is a `system` message, built on `read`.
+    async fn mark_seen(
+        &self,
+        inbound: &Inbound<'_>,
+        mut read: Conversation,
+        handled: &Handled,
+    ) -> Result<(), RouteError> {
+        let mark = SeenMark {
+            key: &inbound.item.key,
+            at_ms: inbound.at_ms,
+            // A `system` message is Meta's, not the user's: it opens no window.
+            records_inbound: !matches!(handled, Handled::NumberChanged { .. }),
+        };
+        for _ in 0..MARK_ATTEMPTS {
+            if self
+                .conversations
+                .mark_seen(&inbound.user, &inbound.number, &read, &mark)
+                .await?
+            {
+                return Ok(());
+            }
+            // Changed since the read: a redelivery of this item handled at the same time (its
+            // mark says the same), or another item's. Build on what is there now.
+            read = self
+                .conversations
+                .get(&inbound.user, &inbound.number)
+                .await?
+                .unwrap_or_default();
+            if read.seen.contains(mark.key)
+                && read.last_inbound_after(&mark) == read.last_inbound_at_ms
+            {
+                return Ok(());
             }
         }
+        Err(RouteError::Contention)
     }
 
-    async fn handle_message(&self, inbound: &Inbound<'_>) -> Result<Handled, RouteError> {
+    /// Records the message's time before anything is sent, unless the conversation as read
+    /// shows the window open for [`WINDOW_MARGIN_MS`] more: the sender reads the window before a
+    /// free-form reply, and the mark that records the time comes after the replies.
+    async fn open_window(
+        &self,
+        inbound: &Inbound<'_>,
+        conversation: &Conversation,
+    ) -> Result<(), RouteError> {
+        if conversation.window_open(inbound.now_ms + WINDOW_MARGIN_MS) {
+            return Ok(());
+        }
+        self.conversations
+            .record_inbound(&inbound.user, &inbound.number, inbound.at_ms)
+            .await?;
+        Ok(())
+    }
+
+    /// Handles a message not seen yet; `conversation` is its conversation as read for the check.
+    async fn handle_message(
+        &self,
+        inbound: &Inbound<'_>,
+        conversation: &Conversation,
+    ) -> Result<Handled, RouteError> {
         let content = &inbound.message.content;
         // Opt-out first: recorded before the conversation, the routing or any reply.
         match routing::command_text(content).and_then(parse_command) {
-            Some(OptCommand::Stop) => return self.opt_out(inbound).await,
-            Some(OptCommand::Start) => return self.opt_in(inbound).await,
+            Some(OptCommand::Stop) => return self.opt_out(inbound, conversation).await,
+            Some(OptCommand::Start) => return self.opt_in(inbound, conversation).await,
             None => {}
         }
         if let MessageContent::System(system) = content {
             return self.change_number(inbound, system).await;
         }
-        self.conversations
-            .record_inbound(&inbound.user, &inbound.number, inbound.at_ms)
-            .await?;
+        self.open_window(inbound, conversation).await?;
 
         let contact = self.directory.get(&inbound.user).await?;
         let no_roles = BTreeSet::new();
         let roles = contact.as_ref().map_or(&no_roles, |c| &c.roles);
-        let (answers, button) = self.answers(inbound).await?;
+        let (answers, button) = self.answers(inbound, conversation).await?;
         let purposes = self.numbers.purposes(inbound.number.as_str());
         let decision = routing::route(&MessageFacts {
             content,
@@ -361,6 +415,7 @@ where
     async fn answers(
         &self,
         inbound: &Inbound<'_>,
+        conversation: &Conversation,
     ) -> Result<(Option<SendKey>, Option<String>), RouteError> {
         if let Some(id) = routing::tapped_id(&inbound.message.content)
             && let Some(button) = ButtonId::decode(id)
@@ -397,14 +452,12 @@ where
             return Ok((Some(key), None));
         }
         // A flow waiting for the user's next text (a rejection reason) set the conversation's
-        // state: that text answers the flow's question as a reply quoting it would.
+        // state: that text answers the flow's question as a reply quoting it would. The
+        // conversation is the one read for the duplicate check, moments ago, after the user's
+        // previous item was handled (one FIFO group per user).
         if matches!(inbound.message.content, MessageContent::Text(_))
-            && let Some(state) = self
-                .conversations
-                .get(&inbound.user, &inbound.number)
-                .await?
-                .and_then(|c| c.state)
-            && let Some((flow, subject, version)) = awaited_answer(&state)
+            && let Some(state) = conversation.state.as_deref()
+            && let Some((flow, subject, version)) = awaited_answer(state)
         {
             let key = SendKey {
                 flow,
@@ -417,7 +470,11 @@ where
         Ok((None, None))
     }
 
-    async fn opt_out(&self, inbound: &Inbound<'_>) -> Result<Handled, RouteError> {
+    async fn opt_out(
+        &self,
+        inbound: &Inbound<'_>,
+        conversation: &Conversation,
+    ) -> Result<Handled, RouteError> {
         let change = self.directory.opt_out(&inbound.user, inbound.at_ms).await?;
         let confirm = match change {
             OptChange::Changed => true,
@@ -428,9 +485,7 @@ where
                 .await?
                 .is_some_and(|c| c.opted_out_at_ms == Some(inbound.at_ms)),
         };
-        self.conversations
-            .record_inbound(&inbound.user, &inbound.number, inbound.at_ms)
-            .await?;
+        self.open_window(inbound, conversation).await?;
         if confirm {
             let request = self.reply(
                 inbound,
@@ -445,7 +500,11 @@ where
         Ok(Handled::OptedOut { confirmed: confirm })
     }
 
-    async fn opt_in(&self, inbound: &Inbound<'_>) -> Result<Handled, RouteError> {
+    async fn opt_in(
+        &self,
+        inbound: &Inbound<'_>,
+        conversation: &Conversation,
+    ) -> Result<Handled, RouteError> {
         let change = self
             .directory
             .opt_in(&inbound.user, inbound.at_ms, OPT_IN_SOURCE)
@@ -459,9 +518,7 @@ where
                         .is_some_and(|o| o.at_ms == inbound.at_ms && o.source == OPT_IN_SOURCE)
             }),
         };
-        self.conversations
-            .record_inbound(&inbound.user, &inbound.number, inbound.at_ms)
-            .await?;
+        self.open_window(inbound, conversation).await?;
         if confirm {
             let request = self.reply(
                 inbound,
@@ -654,10 +711,11 @@ mod tests {
     use super::*;
     use crate::domain::contact::Role;
     use crate::domain::outbound::SentMessageRef;
+    use crate::ports::SEEN_ITEMS;
     use crate::secrets::Secret;
     use crate::testing::{
-        InMemoryContactDirectory, InMemoryConversationStore, InMemoryIdempotencyStore,
-        InMemoryInboundRoutes, InMemoryOutboundQueue, InMemorySentMessages,
+        InMemoryContactDirectory, InMemoryConversationStore, InMemoryInboundRoutes,
+        InMemoryOutboundQueue, InMemorySentMessages,
     };
     use serde_json::value::RawValue;
 
@@ -666,7 +724,6 @@ mod tests {
     const PHONE: &str = "447700900123";
 
     type TestRouter = InboundRouter<
-        InMemoryIdempotencyStore,
         InMemoryContactDirectory,
         InMemoryConversationStore,
         InMemorySentMessages,
@@ -678,7 +735,6 @@ mod tests {
         let config = ConnectorConfig::parse(include_str!("../../../local/connector.yaml"))
             .expect("local/connector.yaml");
         InboundRouter {
-            claims: InMemoryIdempotencyStore::default(),
             directory: InMemoryContactDirectory::default(),
             conversations: InMemoryConversationStore::default(),
             sent: InMemorySentMessages::default(),
@@ -742,10 +798,18 @@ mod tests {
     }
 
     const NOW_MS: i64 = 1_764_000_001_000;
-    const DEADLINE: i64 = 1_764_000_100;
 
     async fn handle(router: &TestRouter, item: &InboundItem) -> Result<Handled, RouteError> {
-        router.handle(item, NOW_MS, DEADLINE).await
+        router.handle(item, NOW_MS).await
+    }
+
+    async fn conversation(router: &TestRouter, number: &str) -> Conversation {
+        router
+            .conversations
+            .get(&user(PHONE), &BusinessNumberId::parse(number).expect("id"))
+            .await
+            .expect("get")
+            .expect("conversation")
     }
 
     fn outbound_flows(router: &TestRouter) -> Vec<(MessageFlow, String)> {
@@ -956,16 +1020,220 @@ mod tests {
                 .await
                 .expect("message");
         }
-        let conversation = router
-            .conversations
-            .get(
-                &user(PHONE),
-                &BusinessNumberId::parse(INTERNAL).expect("id"),
-            )
-            .await
-            .expect("get")
-            .expect("conversation");
+        let conversation = conversation(&router, INTERNAL).await;
         assert_eq!(conversation.last_inbound_at_ms, Some(1_764_000_500_000));
+        assert!(
+            conversation.seen.contains("wamid.A") && conversation.seen.contains("wamid.B"),
+            "the late one was handled and marked too"
+        );
+        assert_eq!(
+            handle(&router, &text("wamid.B", INTERNAL, 1_764_000_100, "ok"))
+                .await
+                .expect("again"),
+            Handled::Duplicate
+        );
+    }
+
+    #[tokio::test]
+    async fn a_message_whose_mark_failed_is_routed_once_and_marked_on_redelivery() {
+        let router = router();
+        known(&router, &[Role::Rep]).await;
+        let request = text("wamid.Q1", INTERNAL, 1_764_000_000, "share the pier photo");
+        router.conversations.fail_next_marks(1);
+        let err = handle(&router, &request).await.expect_err("mark failed");
+        assert!(err.is_retryable(), "{err}");
+        assert_eq!(
+            handle(&router, &request).await.expect("redelivery"),
+            Handled::Routed(Destination::Sharing),
+            "handled again: it was not marked"
+        );
+        assert_eq!(
+            handle(&router, &request).await.expect("third"),
+            Handled::Duplicate
+        );
+        // Both sends carried the item key as FIFO deduplication id: one routed message (the
+        // fake keeps one per key, as SQS does for 5 minutes).
+        assert_eq!(router.routes.keys_on(Destination::Sharing), ["wamid.Q1"]);
+        assert_eq!(router.routes.events().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_route_that_failed_is_routed_once_on_redelivery() {
+        let router = router();
+        known(&router, &[Role::Rep]).await;
+        let request = text("wamid.Q1", INTERNAL, 1_764_000_000, "share the pier photo");
+        router.routes.fail_next(1);
+        assert!(
+            handle(&router, &request)
+                .await
+                .expect_err("queue down")
+                .is_retryable()
+        );
+        assert!(
+            !conversation(&router, INTERNAL)
+                .await
+                .seen
+                .contains("wamid.Q1"),
+            "not marked: the redelivery is not a duplicate"
+        );
+        assert_eq!(
+            handle(&router, &request).await.expect("redelivery"),
+            Handled::Routed(Destination::Sharing)
+        );
+        assert_eq!(router.routes.keys_on(Destination::Sharing), ["wamid.Q1"]);
+    }
+
+    #[tokio::test]
+    async fn a_stop_whose_mark_failed_is_confirmed_once() {
+        let router = router();
+        let stop = text("wamid.S1", INTERNAL, 1_764_000_000, "STOP");
+        router.conversations.fail_next_marks(1);
+        assert!(
+            handle(&router, &stop)
+                .await
+                .expect_err("mark")
+                .is_retryable()
+        );
+        assert_eq!(
+            handle(&router, &stop).await.expect("redelivery"),
+            Handled::OptedOut { confirmed: true },
+            "the redelivery recognises its own opt-out"
+        );
+        assert_eq!(
+            handle(&router, &stop).await.expect("third"),
+            Handled::Duplicate
+        );
+        assert_eq!(
+            outbound_flows(&router),
+            [(MessageFlow::OptOut, "1764000000000".to_owned())],
+            "one confirmation: the redelivery asked for the same send"
+        );
+        let contact = router.directory.get(&user(PHONE)).await.expect("get");
+        assert_eq!(
+            contact.and_then(|c| c.opted_out_at_ms),
+            Some(1_764_000_000_000)
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unknown_senders_message_whose_mark_failed_gets_one_courtesy_reply() {
+        let router = router();
+        let hello = text("wamid.H1", INTERNAL, 1_764_000_000, "hello?");
+        router.conversations.fail_next_marks(1);
+        assert!(
+            handle(&router, &hello)
+                .await
+                .expect_err("mark")
+                .is_retryable()
+        );
+        assert_eq!(
+            handle(&router, &hello).await.expect("redelivery"),
+            Handled::Courtesy { replied: true }
+        );
+        assert_eq!(router.outbound.events().len(), 1, "one courtesy reply");
+        assert_eq!(router.routes.keys_on(Destination::Unrouted), ["wamid.H1"]);
+    }
+
+    #[tokio::test]
+    async fn the_window_a_message_opens_is_recorded_before_its_reply_is_queued() {
+        let router = router();
+        let hello = text("wamid.H1", INTERNAL, 1_764_000_000, "hello?");
+        router.conversations.fail_next_marks(1);
+        handle(&router, &hello).await.expect_err("mark failed");
+        // The courtesy reply is on outbound.fifo; the sender, reading the conversation now,
+        // finds the window this message opened, though the item is not marked yet.
+        assert_eq!(router.outbound.events().len(), 1);
+        let conversation = conversation(&router, INTERNAL).await;
+        assert!(conversation.window_open(NOW_MS));
+        assert!(conversation.seen.is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_seen_list_keeps_the_last_items_and_an_older_redelivery_is_handled_again() {
+        let router = router();
+        known(&router, &[Role::Rep]).await;
+        let request = |i: i64| {
+            text(
+                &format!("wamid.Q{i}"),
+                INTERNAL,
+                1_764_000_000 + i,
+                "share the pier photo",
+            )
+        };
+        let last = i64::try_from(SEEN_ITEMS).expect("small");
+        for i in 0..=last {
+            handle(&router, &request(i)).await.expect("routed");
+        }
+        let seen = conversation(&router, INTERNAL).await.seen;
+        assert_eq!(seen.len(), SEEN_ITEMS, "bounded");
+        assert!(seen.encode().len() < 200, "{} bytes", seen.encode().len());
+        assert_eq!(
+            handle(&router, &request(last)).await.expect("recent"),
+            Handled::Duplicate
+        );
+        assert_eq!(
+            handle(&router, &request(1)).await.expect("still held"),
+            Handled::Duplicate
+        );
+        // The residual risk (module doc): the first item is no longer held, so its redelivery is
+        // handled again; SQS drops the route only within 5 minutes of the first one.
+        assert_eq!(
+            handle(&router, &request(0)).await.expect("too old"),
+            Handled::Routed(Destination::Sharing)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_redelivered_number_change_is_a_duplicate_and_opens_no_window() {
+        let router = router();
+        known(&router, &[Role::Field]).await;
+        let change = message(
+            "wamid.Y1",
+            INTERNAL,
+            1_764_000_000,
+            r#""type":"system","system":{"body":"User A changed from 447700900123 to 447700900999","wa_id":"447700900999","type":"user_changed_number"}"#,
+        );
+        assert_eq!(
+            handle(&router, &change).await.expect("change"),
+            Handled::NumberChanged { moved: true }
+        );
+        // Someone is added under the old number afterwards; the redelivery must not move them.
+        known(&router, &[Role::Rep]).await;
+        assert_eq!(
+            handle(&router, &change).await.expect("again"),
+            Handled::Duplicate
+        );
+        assert!(
+            router
+                .directory
+                .get(&user(PHONE))
+                .await
+                .expect("get")
+                .is_some_and(|c| c.has_role(Role::Rep))
+        );
+        assert_eq!(
+            conversation(&router, INTERNAL).await.last_inbound_at_ms,
+            None
+        );
+    }
+
+    #[tokio::test]
+    async fn a_redelivered_error_item_is_only_logged_again() {
+        let router = router();
+        let error = item(
+            InboundKind::Error,
+            "Error:abc",
+            INTERNAL,
+            r#"{"code":131042,"title":"Business eligibility payment issue"}"#,
+        );
+        for _ in 0..2 {
+            assert_eq!(
+                handle(&router, &error).await.expect("error"),
+                Handled::ErrorLogged { code: Some(131042) }
+            );
+        }
+        assert!(router.routes.events().is_empty());
+        assert!(router.outbound.events().is_empty());
     }
 
     #[tokio::test]
@@ -1129,7 +1397,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_malformed_item_is_a_permanent_failure_and_releases_its_claim() {
+    async fn a_malformed_item_is_a_permanent_failure() {
         let router = router();
         let mut nobody = text("wamid.M1", INTERNAL, 1_764_000_000, "hi");
         nobody.user = None;
@@ -1153,26 +1421,6 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn an_item_held_by_another_worker_is_retried_later() {
-        let router = router();
-        let hello = text("wamid.H1", INTERNAL, 1_764_000_000, "hello?");
-        router
-            .claims
-            .claim(
-                "inbound#wamid.H1",
-                &OwnerToken("other".into()),
-                NOW_MS / 1000,
-                DEADLINE,
-            )
-            .await
-            .expect("claim");
-        let err = handle(&router, &hello).await.expect_err("held");
-        assert!(matches!(err, RouteError::HeldElsewhere));
-        assert!(err.is_retryable());
-        assert!(router.outbound.events().is_empty());
-    }
-
-    #[tokio::test]
     async fn a_status_is_forwarded_without_a_claim_each_time_it_comes() {
         let router = router();
         let status = item(
@@ -1188,21 +1436,21 @@ mod tests {
             );
         }
         // Both were forwarded under the status's key (the queue, like SQS's FIFO deduplication,
-        // keeps one; track-delivery absorbs a later one), and nothing was written to claim them.
+        // keeps one; track-delivery absorbs a later one), and no conversation was written.
         assert_eq!(
             router.routes.keys_on(Destination::DeliveryStatus),
             ["wamid.OUT9:read"]
         );
-        let free = router
-            .claims
-            .claim(
-                "inbound#wamid.OUT9:read",
-                &OwnerToken("probe".into()),
-                NOW_MS / 1000,
-                DEADLINE,
-            )
-            .await
-            .expect("claim");
-        assert!(matches!(free, Claim::Acquired), "no claim was written");
+        assert!(
+            router
+                .conversations
+                .get(
+                    &user(PHONE),
+                    &BusinessNumberId::parse(INTERNAL).expect("id")
+                )
+                .await
+                .expect("get")
+                .is_none()
+        );
     }
 }
