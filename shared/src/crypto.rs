@@ -159,26 +159,42 @@ pub(crate) mod test_server {
                 .with_single_cert(certs, key)
                 .expect("server certificate"),
         );
+        serve(answer, move |tcp| {
+            let connection = rustls::ServerConnection::new(Arc::clone(&config)).ok()?;
+            Some(Box::new(rustls::StreamOwned::new(connection, tcp)))
+        })
+    }
+
+    /// The same over plain HTTP.
+    pub(crate) fn plain_answering(
+        answer: String,
+    ) -> (std::net::SocketAddr, std::sync::mpsc::Receiver<String>) {
+        serve(answer, |tcp| Some(Box::new(tcp)))
+    }
+
+    trait Stream: std::io::Read + std::io::Write + Send {}
+    impl<T: std::io::Read + std::io::Write + Send> Stream for T {}
+
+    fn serve(
+        answer: String,
+        wrap: impl Fn(std::net::TcpStream) -> Option<Box<dyn Stream>> + Send + Sync + 'static,
+    ) -> (std::net::SocketAddr, std::sync::mpsc::Receiver<String>) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let address = listener.local_addr().expect("address");
         let (seen, requests) = std::sync::mpsc::channel();
+        let wrap = Arc::new(wrap);
         std::thread::spawn(move || {
             for tcp in listener.incoming().flatten() {
-                let config = Arc::clone(&config);
-                let seen = seen.clone();
-                let answer = answer.clone();
+                let (wrap, seen, answer) = (Arc::clone(&wrap), seen.clone(), answer.clone());
                 std::thread::spawn(move || {
-                    let Ok(connection) = rustls::ServerConnection::new(config) else {
+                    let Some(mut stream) = wrap(tcp) else { return };
+                    // None: the client refused the handshake or went away.
+                    let Some(request) = read_request(&mut stream) else {
                         return;
                     };
-                    let mut tls = rustls::StreamOwned::new(connection, tcp);
-                    let Some(request) = read_request(&mut tls) else {
-                        return; // the client refused the handshake
-                    };
                     let _ = seen.send(request);
-                    let _ = tls.write_all(answer.as_bytes());
-                    tls.conn.send_close_notify();
-                    let _ = tls.flush();
+                    let _ = stream.write_all(answer.as_bytes());
+                    let _ = stream.flush();
                 });
             }
         });

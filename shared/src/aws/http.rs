@@ -162,52 +162,26 @@ fn find_source<'a, E: StdError + 'static>(error: &'a (dyn StdError + 'static)) -
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::crypto::test_server;
     use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio::io::AsyncReadExt as _;
     use tokio::net::TcpListener;
 
-    /// A server that answers one request with `answer` and hands back what it was sent.
-    async fn answer_once(answer: &'static str) -> (String, tokio::task::JoinHandle<String>) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let address = format!("http://{}", listener.local_addr().expect("address"));
-        let served = tokio::spawn(async move {
-            let (mut stream, _) = listener.accept().await.expect("accept");
-            let mut seen = Vec::new();
-            let mut buffer = [0_u8; 4096];
-            // Headers, then as much body as Content-Length says.
-            loop {
-                let n = stream.read(&mut buffer).await.expect("read");
-                seen.extend_from_slice(&buffer[..n]);
-                let text = String::from_utf8_lossy(&seen).to_string();
-                if let Some(end) = text.find("\r\n\r\n") {
-                    let length = text
-                        .lines()
-                        .find_map(|l| {
-                            l.to_ascii_lowercase()
-                                .strip_prefix("content-length:")
-                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-                        })
-                        .unwrap_or(0);
-                    if seen.len() >= end + 4 + length {
-                        break;
-                    }
-                }
-                if n == 0 {
-                    break;
-                }
-            }
-            stream.write_all(answer.as_bytes()).await.expect("write");
-            stream.shutdown().await.ok();
-            String::from_utf8_lossy(&seen).to_string()
-        });
-        (address, served)
+    const QUEUE_URL: &str = "https://sqs.eu-west-1.amazonaws.com/123456789012/inbound.fifo";
+
+    /// An answer of SQS's JSON protocol.
+    fn sqs_answer(status: &str, extra_headers: &str, body: &str) -> String {
+        format!(
+            "HTTP/1.1 {status}\r\ncontent-type: application/x-amz-json-1.0\r\n{extra_headers}content-length: {}\r\n\r\n{body}",
+            body.len()
+        )
     }
 
-    fn sqs(endpoint: &str) -> aws_sdk_sqs::Client {
-        sqs_over(endpoint, client())
+    fn queue_url_answer() -> String {
+        sqs_answer("200 OK", "", &format!(r#"{{"QueueUrl":"{QUEUE_URL}"}}"#))
     }
 
-    fn sqs_over(endpoint: &str, http: SharedHttpClient) -> aws_sdk_sqs::Client {
+    fn sqs(endpoint: &str, http: SharedHttpClient) -> aws_sdk_sqs::Client {
         let config = aws_sdk_sqs::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new("eu-west-1"))
@@ -218,62 +192,36 @@ mod tests {
         aws_sdk_sqs::Client::from_conf(config)
     }
 
-    #[tokio::test]
-    async fn an_sdk_call_over_tls_on_ring_reaches_a_server_the_roots_vouch_for() {
-        let body =
-            r#"{"QueueUrl":"https://sqs.eu-west-1.amazonaws.com/123456789012/outbound.fifo"}"#;
-        let answer = format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        let (address, requests) = crate::crypto::test_server::answering(answer);
-        let http = SharedHttpClient::new(ReqwestHttpClient {
-            tls: Some(crate::crypto::test_server::trusting_test_ca()),
-            ..ReqwestHttpClient::default()
-        });
-        let url = sqs_over(&format!("https://localhost:{}", address.port()), http)
-            .get_queue_url()
-            .queue_name("outbound.fifo")
-            .send()
-            .await
-            .expect("the call succeeds over TLS")
-            .queue_url;
-        assert_eq!(
-            url.as_deref(),
-            Some("https://sqs.eu-west-1.amazonaws.com/123456789012/outbound.fifo")
-        );
-        let request = requests.recv().expect("the server saw the request");
-        assert!(
-            request.contains("x-amz-target: AmazonSQS.GetQueueUrl"),
-            "{request}"
-        );
+    fn connector(read: Option<Duration>) -> ReqwestConnector {
+        let timeouts = Timeouts {
+            connect: Some(Duration::from_secs(1)),
+            read,
+        };
+        ReqwestConnector::new(timeouts, crate::crypto::tls_client_config())
+    }
+
+    fn request(uri: &str) -> HttpRequest {
+        HttpRequest::try_from(
+            http::Request::builder()
+                .uri(uri)
+                .body(SdkBody::empty())
+                .expect("request"),
+        )
+        .expect("smithy request")
     }
 
     #[tokio::test]
     async fn an_sdk_call_goes_out_signed_with_its_body_and_its_answer_comes_back() {
-        let body =
-            r#"{"QueueUrl":"https://sqs.eu-west-1.amazonaws.com/123456789012/inbound.fifo"}"#;
-        let answer: &'static str = Box::leak(
-            format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: {}\r\n\r\n{body}",
-                body.len()
-            )
-            .into_boxed_str(),
-        );
-        let (endpoint, served) = answer_once(answer).await;
-        let url = sqs(&endpoint)
+        let (address, requests) = test_server::plain_answering(queue_url_answer());
+        let url = sqs(&format!("http://{address}"), client())
             .get_queue_url()
             .queue_name("inbound.fifo")
             .send()
             .await
             .expect("the call succeeds")
-            .queue_url
-            .expect("a queue url");
-        assert_eq!(
-            url,
-            "https://sqs.eu-west-1.amazonaws.com/123456789012/inbound.fifo"
-        );
-        let request = served.await.expect("served");
+            .queue_url;
+        assert_eq!(url.as_deref(), Some(QUEUE_URL));
+        let request = requests.recv().expect("the server saw the request");
         assert!(request.starts_with("POST / HTTP/1.1"), "{request}");
         assert!(
             request.contains("x-amz-target: AmazonSQS.GetQueueUrl"),
@@ -290,17 +238,36 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_service_error_reaches_the_caller_as_the_services_error() {
-        let body = r#"{"__type":"com.amazonaws.sqs#QueueDoesNotExist","message":"no such queue"}"#;
-        let answer: &'static str = Box::leak(
-            format!(
-                "HTTP/1.1 400 Bad Request\r\ncontent-type: application/x-amz-json-1.0\r\nx-amzn-query-error: AWS.SimpleQueueService.NonExistentQueue;Sender\r\ncontent-length: {}\r\n\r\n{body}",
-                body.len()
-            )
-            .into_boxed_str(),
+    async fn an_sdk_call_over_tls_on_ring_reaches_a_server_the_roots_vouch_for() {
+        let (address, requests) = test_server::answering(queue_url_answer());
+        let http = SharedHttpClient::new(ReqwestHttpClient {
+            tls: Some(test_server::trusting_test_ca()),
+            ..ReqwestHttpClient::default()
+        });
+        let url = sqs(&format!("https://localhost:{}", address.port()), http)
+            .get_queue_url()
+            .queue_name("inbound.fifo")
+            .send()
+            .await
+            .expect("the call succeeds over TLS")
+            .queue_url;
+        assert_eq!(url.as_deref(), Some(QUEUE_URL));
+        let request = requests.recv().expect("the server saw the request");
+        assert!(
+            request.contains("x-amz-target: AmazonSQS.GetQueueUrl"),
+            "{request}"
         );
-        let (endpoint, _served) = answer_once(answer).await;
-        let error = sqs(&endpoint)
+    }
+
+    #[tokio::test]
+    async fn a_service_error_reaches_the_caller_as_the_services_error() {
+        let answer = sqs_answer(
+            "400 Bad Request",
+            "x-amzn-query-error: AWS.SimpleQueueService.NonExistentQueue;Sender\r\n",
+            r#"{"__type":"com.amazonaws.sqs#QueueDoesNotExist","message":"no such queue"}"#,
+        );
+        let (address, _requests) = test_server::plain_answering(answer);
+        let error = sqs(&format!("http://{address}"), client())
             .get_queue_url()
             .queue_name("missing")
             .send()
@@ -310,29 +277,12 @@ mod tests {
         assert!(error.is_queue_does_not_exist(), "{error:?}");
     }
 
-    fn request(uri: &str) -> HttpRequest {
-        HttpRequest::try_from(
-            http::Request::builder()
-                .uri(uri)
-                .body(SdkBody::empty())
-                .expect("request"),
-        )
-        .expect("smithy request")
-    }
-
     #[tokio::test]
     async fn a_refused_connection_is_a_transient_io_failure() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let address = listener.local_addr().expect("address");
         drop(listener);
-        let connector = ReqwestConnector::new(
-            Timeouts {
-                connect: Some(Duration::from_secs(1)),
-                read: None,
-            },
-            crate::crypto::tls_client_config(),
-        );
-        let error = connector
+        let error = connector(None)
             .call(request(&format!("http://{address}/")))
             .await
             .expect_err("nothing listens");
@@ -348,14 +298,7 @@ mod tests {
             tokio::time::sleep(Duration::from_secs(30)).await;
             drop(stream);
         });
-        let connector = ReqwestConnector::new(
-            Timeouts {
-                connect: Some(Duration::from_secs(1)),
-                read: Some(Duration::from_millis(200)),
-            },
-            crate::crypto::tls_client_config(),
-        );
-        let error = connector
+        let error = connector(Some(Duration::from_millis(200)))
             .call(request(&format!("http://{address}/")))
             .await
             .expect_err("no answer");
@@ -372,14 +315,7 @@ mod tests {
             let _ = stream.read(&mut buffer).await;
             drop(stream);
         });
-        let connector = ReqwestConnector::new(
-            Timeouts {
-                connect: Some(Duration::from_secs(1)),
-                read: None,
-            },
-            crate::crypto::tls_client_config(),
-        );
-        let error = connector
+        let error = connector(None)
             .call(request(&format!("http://{address}/")))
             .await
             .expect_err("closed");
@@ -392,9 +328,10 @@ mod tests {
     #[test]
     fn one_pool_per_set_of_timeouts() {
         let client = ReqwestHttpClient::default();
-        let components = aws_smithy_runtime_api::client::runtime_components::RuntimeComponentsBuilder::for_tests()
-            .build()
-            .expect("components");
+        let components =
+            aws_smithy_runtime_api::client::runtime_components::RuntimeComponentsBuilder::for_tests()
+                .build()
+                .expect("components");
         let defaults = HttpConnectorSettings::builder()
             .connect_timeout(Duration::from_millis(3100))
             .build();

@@ -812,6 +812,13 @@ mod tests {
             .expect("conversation")
     }
 
+    /// Handles `item` with its mark failing: a retryable error, as SQS's redelivery expects.
+    async fn first_mark_fails(router: &TestRouter, item: &InboundItem) {
+        router.conversations.fail_next_marks(1);
+        let error = handle(router, item).await.expect_err("the mark fails");
+        assert!(error.is_retryable(), "{error}");
+    }
+
     fn outbound_flows(router: &TestRouter) -> Vec<(MessageFlow, String)> {
         router
             .outbound
@@ -1039,9 +1046,7 @@ mod tests {
         let router = router();
         known(&router, &[Role::Rep]).await;
         let request = text("wamid.Q1", INTERNAL, 1_764_000_000, "share the pier photo");
-        router.conversations.fail_next_marks(1);
-        let err = handle(&router, &request).await.expect_err("mark failed");
-        assert!(err.is_retryable(), "{err}");
+        first_mark_fails(&router, &request).await;
         assert_eq!(
             handle(&router, &request).await.expect("redelivery"),
             Handled::Routed(Destination::Sharing),
@@ -1087,13 +1092,7 @@ mod tests {
     async fn a_stop_whose_mark_failed_is_confirmed_once() {
         let router = router();
         let stop = text("wamid.S1", INTERNAL, 1_764_000_000, "STOP");
-        router.conversations.fail_next_marks(1);
-        assert!(
-            handle(&router, &stop)
-                .await
-                .expect_err("mark")
-                .is_retryable()
-        );
+        first_mark_fails(&router, &stop).await;
         assert_eq!(
             handle(&router, &stop).await.expect("redelivery"),
             Handled::OptedOut { confirmed: true },
@@ -1119,13 +1118,7 @@ mod tests {
     async fn an_unknown_senders_message_whose_mark_failed_gets_one_courtesy_reply() {
         let router = router();
         let hello = text("wamid.H1", INTERNAL, 1_764_000_000, "hello?");
-        router.conversations.fail_next_marks(1);
-        assert!(
-            handle(&router, &hello)
-                .await
-                .expect_err("mark")
-                .is_retryable()
-        );
+        first_mark_fails(&router, &hello).await;
         assert_eq!(
             handle(&router, &hello).await.expect("redelivery"),
             Handled::Courtesy { replied: true }
@@ -1138,8 +1131,7 @@ mod tests {
     async fn the_window_a_message_opens_is_recorded_before_its_reply_is_queued() {
         let router = router();
         let hello = text("wamid.H1", INTERNAL, 1_764_000_000, "hello?");
-        router.conversations.fail_next_marks(1);
-        handle(&router, &hello).await.expect_err("mark failed");
+        first_mark_fails(&router, &hello).await;
         // The courtesy reply is on outbound.fifo; the sender, reading the conversation now,
         // finds the window this message opened, though the item is not marked yet.
         assert_eq!(router.outbound.events().len(), 1);
