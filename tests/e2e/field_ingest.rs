@@ -104,17 +104,7 @@ impl FieldBench {
     }
 
     async fn drain(&self, queue: &str) {
-        let consumer = self
-            .env
-            .stack
-            .consumer(queue)
-            .unwrap_or_else(|| panic!("{queue} has a consumer"));
-        self.env
-            .stack
-            .runner
-            .drain(consumer, 50)
-            .await
-            .unwrap_or_else(|e| panic!("draining {queue}: {e:#}"));
+        self.env.drain(queue, 50).await;
     }
 
     /// Lets every webhook arrive, then runs the chain: router, ingest, receipts, sender.

@@ -145,17 +145,7 @@ impl Stack {
     }
 
     async fn drain(&self, queue: &str) {
-        let consumer = self
-            .env
-            .stack
-            .consumer(queue)
-            .unwrap_or_else(|| panic!("a consumer of {queue}"));
-        self.env
-            .stack
-            .runner
-            .drain_concurrently(consumer, 20)
-            .await
-            .unwrap_or_else(|e| panic!("drain {queue}: {e:#}"));
+        self.env.drain_concurrently(queue, 20).await;
     }
 
     /// Lets route-inbound hand what the users sent to the review queue, and the flow handle it.
@@ -168,40 +158,7 @@ impl Stack {
     /// What the one sender has been asked to send since the last look (taken off the queue, as
     /// the sender takes it: a FIFO group stays blocked while a message of it is in flight).
     async fn sent(&self) -> Vec<OutboundRequest> {
-        let url = self
-            .env
-            .stack
-            .resources
-            .queue_url("OutboundQueue")
-            .expect("queue");
-        let sqs = self.env.stack.sqs();
-        let mut requests = Vec::new();
-        loop {
-            let batch = sqs
-                .receive_message()
-                .queue_url(url)
-                .max_number_of_messages(10)
-                .send()
-                .await
-                .expect("receive")
-                .messages
-                .unwrap_or_default();
-            if batch.is_empty() {
-                return requests;
-            }
-            for message in batch {
-                requests.push(
-                    serde_json::from_str(message.body().unwrap_or_default())
-                        .expect("an outbound request"),
-                );
-                sqs.delete_message()
-                    .queue_url(url)
-                    .receipt_handle(message.receipt_handle().unwrap_or_default())
-                    .send()
-                    .await
-                    .expect("delete");
-            }
-        }
+        self.env.take_all("OutboundQueue").await
     }
 
     /// Lets the one sender deliver what the flows queued, then the statuses come back.
@@ -212,18 +169,7 @@ impl Stack {
 
     /// What the simulated phone of `phone` shows from the business, oldest first.
     fn phone(&self, phone: &str) -> Vec<(String, String)> {
-        self.wa
-            .users()
-            .into_iter()
-            .find(|u| u.wa_id.as_deref() == Some(phone))
-            .map(|u| {
-                u.lines
-                    .into_iter()
-                    .filter(|l| l.direction == "out")
-                    .map(|l| (l.id, l.summary))
-                    .collect()
-            })
-            .unwrap_or_default()
+        e2e::business_lines(&self.wa, phone)
     }
 
     fn field(&self, id: &str, field: &str) -> String {

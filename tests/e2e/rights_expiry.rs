@@ -201,13 +201,7 @@ impl Expiry {
     }
 
     async fn drain(&self, queue: &str) {
-        let consumer = self.env.stack.consumer(queue).expect("a consumer");
-        self.env
-            .stack
-            .runner
-            .drain(consumer, 20)
-            .await
-            .expect("drain");
+        self.env.drain(queue, 20).await;
     }
 
     /// `phone` taps the row or button `id` on WhatsApp; the answer reaches flow 3.

@@ -114,17 +114,7 @@ impl Stack {
     }
 
     async fn drain(&self, queue: &str) {
-        let consumer = self
-            .env
-            .stack
-            .consumer(queue)
-            .unwrap_or_else(|| panic!("a consumer of {queue}"));
-        self.env
-            .stack
-            .runner
-            .drain_concurrently(consumer, 20)
-            .await
-            .unwrap_or_else(|e| panic!("drain {queue}: {e:#}"));
+        self.env.drain_concurrently(queue, 20).await;
     }
 
     /// Everything that follows what the phones sent: routing, the flow, the sender, the
@@ -148,18 +138,10 @@ impl Stack {
 
     /// What the simulated phone shows from the business, oldest first.
     fn phone(&self, phone: &str) -> Vec<String> {
-        self.wa
-            .users()
+        e2e::business_lines(&self.wa, phone)
             .into_iter()
-            .find(|u| u.wa_id.as_deref() == Some(phone))
-            .map(|u| {
-                u.lines
-                    .into_iter()
-                    .filter(|l| l.direction == "out")
-                    .map(|l| l.summary)
-                    .collect()
-            })
-            .unwrap_or_default()
+            .map(|(_, summary)| summary)
+            .collect()
     }
 
     fn comments(&self, id: &str) -> String {

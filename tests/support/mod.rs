@@ -109,31 +109,102 @@ impl TestEnv {
 
     /// Receives every visible message of a queue (bodies), hiding them for a minute.
     pub async fn receive_all(&self, queue: &str) -> Vec<String> {
-        let url = self
-            .stack
-            .resources
-            .queue_url(queue)
-            .unwrap_or_else(|e| panic!("{e}"));
+        let url = self.queue_url(queue);
         let mut bodies = Vec::new();
         loop {
-            let batch = self
-                .stack
-                .sqs()
-                .receive_message()
-                .queue_url(url)
-                .max_number_of_messages(10)
-                .visibility_timeout(60)
-                .send()
-                .await
-                .unwrap_or_else(|e| panic!("receive: {e}"))
-                .messages
-                .unwrap_or_default();
+            let batch = self.receive(url, 60).await;
             if batch.is_empty() {
                 return bodies;
             }
             bodies.extend(batch.into_iter().filter_map(|m| m.body));
         }
     }
+
+    fn queue_url(&self, queue: &str) -> &str {
+        self.stack
+            .resources
+            .queue_url(queue)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// One batch of up to ten visible messages, hidden for `visibility` seconds.
+    async fn receive(&self, url: &str, visibility: i32) -> Vec<aws_sdk_sqs::types::Message> {
+        self.stack
+            .sqs()
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .visibility_timeout(visibility)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("receive: {e}"))
+            .messages
+            .unwrap_or_default()
+    }
+}
+
+impl TestEnv {
+    /// Runs the consumer of `queue` (its logical id) until the queue is empty, at most `rounds`
+    /// batches, one batch at a time.
+    pub async fn drain(&self, queue: &str, rounds: usize) {
+        let drained = self.stack.runner.drain(self.consumer(queue), rounds).await;
+        drained.unwrap_or_else(|e| panic!("draining {queue}: {e:#}"));
+    }
+
+    /// [`TestEnv::drain`] with the message groups' batches run side by side, as Lambda would.
+    pub async fn drain_concurrently(&self, queue: &str, rounds: usize) {
+        let consumer = self.consumer(queue);
+        let drained = self.stack.runner.drain_concurrently(consumer, rounds).await;
+        drained.unwrap_or_else(|e| panic!("draining {queue}: {e:#}"));
+    }
+
+    fn consumer(&self, queue: &str) -> &local::runner::Consumer {
+        self.stack
+            .consumer(queue)
+            .unwrap_or_else(|| panic!("{queue} has a consumer"))
+    }
+
+    /// Takes every message off `queue`, parsed as JSON, as its consumer would take them (a FIFO
+    /// group stays blocked while a message of it is in flight, so each is deleted once read).
+    pub async fn take_all<T: serde::de::DeserializeOwned>(&self, queue: &str) -> Vec<T> {
+        let url = self.queue_url(queue);
+        let sqs = self.stack.sqs();
+        let mut taken = Vec::new();
+        loop {
+            let batch = self.receive(url, 60).await;
+            if batch.is_empty() {
+                return taken;
+            }
+            for message in batch {
+                taken.push(
+                    serde_json::from_str(message.body().unwrap_or_default())
+                        .unwrap_or_else(|e| panic!("a message of {queue}: {e}")),
+                );
+                sqs.delete_message()
+                    .queue_url(url)
+                    .receipt_handle(message.receipt_handle().unwrap_or_default())
+                    .send()
+                    .await
+                    .unwrap_or_else(|e| panic!("delete: {e}"));
+            }
+        }
+    }
+}
+
+/// What the simulated phone of `phone` (digits, no `+`) shows from the business, oldest first:
+/// `(wamid, summary)` of each line.
+pub fn business_lines(wa: &whatsapp_sim::Simulator, phone: &str) -> Vec<(String, String)> {
+    wa.users()
+        .into_iter()
+        .find(|u| u.wa_id.as_deref() == Some(phone))
+        .map(|u| {
+            u.lines
+                .into_iter()
+                .filter(|l| l.direction == "out")
+                .map(|l| (l.id, l.summary))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// A file of `events/`, relative to the workspace root.

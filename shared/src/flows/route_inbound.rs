@@ -819,6 +819,16 @@ mod tests {
         assert!(error.is_retryable(), "{error}");
     }
 
+    /// Meta's `system` message: the user of [`PHONE`] changed to 447700900999.
+    fn number_change() -> InboundItem {
+        message(
+            "wamid.Y1",
+            INTERNAL,
+            1_764_000_000,
+            r#""type":"system","system":{"body":"User A changed from 447700900123 to 447700900999","wa_id":"447700900999","type":"user_changed_number"}"#,
+        )
+    }
+
     fn outbound_flows(router: &TestRouter) -> Vec<(MessageFlow, String)> {
         router
             .outbound
@@ -1179,12 +1189,7 @@ mod tests {
     async fn a_redelivered_number_change_is_a_duplicate_and_opens_no_window() {
         let router = router();
         known(&router, &[Role::Field]).await;
-        let change = message(
-            "wamid.Y1",
-            INTERNAL,
-            1_764_000_000,
-            r#""type":"system","system":{"body":"User A changed from 447700900123 to 447700900999","wa_id":"447700900999","type":"user_changed_number"}"#,
-        );
+        let change = number_change();
         assert_eq!(
             handle(&router, &change).await.expect("change"),
             Handled::NumberChanged { moved: true }
@@ -1341,12 +1346,7 @@ mod tests {
     async fn a_number_change_moves_the_directory_entry() {
         let router = router();
         known(&router, &[Role::Field]).await;
-        let change = message(
-            "wamid.Y1",
-            INTERNAL,
-            1_764_000_000,
-            r#""type":"system","system":{"body":"User A changed from 447700900123 to 447700900999","wa_id":"447700900999","type":"user_changed_number"}"#,
-        );
+        let change = number_change();
         assert_eq!(
             handle(&router, &change).await.expect("change"),
             Handled::NumberChanged { moved: true }
