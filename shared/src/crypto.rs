@@ -241,7 +241,7 @@ mod tests {
             .build()
             .expect("client");
         let body = client
-            .get(format!("https://localhost:{}/hello", address.port()))
+            .get(format!("https://127.0.0.1:{}/hello", address.port()))
             .send()
             .await
             .expect("the handshake succeeds")
@@ -263,7 +263,7 @@ mod tests {
             .build()
             .expect("client");
         let error = client
-            .get(format!("https://localhost:{}/", address.port()))
+            .get(format!("https://127.0.0.1:{}/", address.port()))
             .send()
             .await
             .expect_err("an unknown issuer is refused");

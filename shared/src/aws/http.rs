@@ -244,7 +244,7 @@ mod tests {
             tls: Some(test_server::trusting_test_ca()),
             ..ReqwestHttpClient::default()
         });
-        let url = sqs(&format!("https://localhost:{}", address.port()), http)
+        let url = sqs(&format!("https://127.0.0.1:{}", address.port()), http)
             .get_queue_url()
             .queue_name("inbound.fifo")
             .send()
