@@ -77,7 +77,10 @@ impl ReqwestConnector {
             .and_then(|tls| {
                 let mut builder = reqwest::Client::builder()
                     .tls_backend_preconfigured(tls)
-                    .http1_only();
+                    .http1_only()
+                    // The SDK reads redirects itself (S3's 301 names the bucket's region); a
+                    // signed request must not be re-sent elsewhere behind its back.
+                    .redirect(reqwest::redirect::Policy::none());
                 if let Some(connect) = timeouts.connect {
                     builder = builder.connect_timeout(connect);
                 }
@@ -103,9 +106,8 @@ impl HttpConnector for ReqwestConnector {
         let request = match request
             .try_into_http1x()
             .map_err(BoxError::from)
-            .and_then(|r| {
-                reqwest::Request::try_from(r.map(reqwest::Body::wrap)).map_err(Into::into)
-            }) {
+            .and_then(|r| reqwest::Request::try_from(r.map(body)).map_err(Into::into))
+        {
             Ok(request) => request,
             Err(error) => return HttpConnectorFuture::ready(Err(ConnectorError::user(error))),
         };
@@ -115,6 +117,15 @@ impl HttpConnector for ReqwestConnector {
             HttpResponse::try_from(response.map(SdkBody::from_body_1_x))
                 .map_err(|error| ConnectorError::other(error.into(), None))
         })
+    }
+}
+
+/// The request's body for reqwest: one in memory (every DynamoDB and SQS call) as a whole, which
+/// hyper writes with its headers; a stream (an S3 upload) as a stream.
+fn body(body: SdkBody) -> reqwest::Body {
+    match body.bytes() {
+        Some(bytes) => reqwest::Body::from(bytes::Bytes::copy_from_slice(bytes)),
+        None => reqwest::Body::wrap(body),
     }
 }
 
@@ -275,6 +286,21 @@ mod tests {
             .expect_err("no such queue")
             .into_service_error();
         assert!(error.is_queue_does_not_exist(), "{error:?}");
+    }
+
+    #[tokio::test]
+    async fn a_redirect_reaches_the_sdk_unfollowed() {
+        let (address, requests) = test_server::plain_answering(
+            "HTTP/1.1 301 Moved Permanently\r\nlocation: http://127.0.0.1:9/elsewhere\r\ncontent-length: 0\r\n\r\n"
+                .to_owned(),
+        );
+        let response = connector(None)
+            .call(request(&format!("http://{address}/bucket/key")))
+            .await
+            .expect("an answer");
+        assert_eq!(response.status().as_u16(), 301);
+        assert!(requests.recv().is_ok());
+        assert!(requests.try_recv().is_err(), "one request, not followed");
     }
 
     #[tokio::test]
