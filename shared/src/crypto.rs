@@ -169,7 +169,37 @@ pub(crate) mod test_server {
     pub(crate) fn plain_answering(
         answer: String,
     ) -> (std::net::SocketAddr, std::sync::mpsc::Receiver<String>) {
-        serve(answer, |tcp| Some(Box::new(tcp)))
+        plain_answering_after(answer, std::time::Duration::ZERO)
+    }
+
+    /// [`plain_answering`], each answer `delay` after its request was read.
+    pub(crate) fn plain_answering_after(
+        answer: String,
+        delay: std::time::Duration,
+    ) -> (std::net::SocketAddr, std::sync::mpsc::Receiver<String>) {
+        serve(answer, move |tcp| Some(Box::new(Delayed { tcp, delay })))
+    }
+
+    /// A stream whose first write waits `delay`.
+    struct Delayed {
+        tcp: std::net::TcpStream,
+        delay: std::time::Duration,
+    }
+
+    impl std::io::Read for Delayed {
+        fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+            self.tcp.read(buffer)
+        }
+    }
+
+    impl std::io::Write for Delayed {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            std::thread::sleep(std::mem::take(&mut self.delay));
+            self.tcp.write(bytes)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            self.tcp.flush()
+        }
     }
 
     trait Stream: std::io::Read + std::io::Write + Send {}

@@ -103,11 +103,15 @@ impl HttpConnector for ReqwestConnector {
                 return HttpConnectorFuture::ready(Err(ConnectorError::user(error)));
             }
         };
+        // The body goes over as the SDK's own body, polled by hyper: the SDK watches that polling
+        // (stalled-stream protection), and a body copied out and never polled looks stalled
+        // to it while a slow answer is awaited.
         let request = match request
             .try_into_http1x()
             .map_err(BoxError::from)
-            .and_then(|r| reqwest::Request::try_from(r.map(body)).map_err(Into::into))
-        {
+            .and_then(|r| {
+                reqwest::Request::try_from(r.map(reqwest::Body::wrap)).map_err(Into::into)
+            }) {
             Ok(request) => request,
             Err(error) => return HttpConnectorFuture::ready(Err(ConnectorError::user(error))),
         };
@@ -117,15 +121,6 @@ impl HttpConnector for ReqwestConnector {
             HttpResponse::try_from(response.map(SdkBody::from_body_1_x))
                 .map_err(|error| ConnectorError::other(error.into(), None))
         })
-    }
-}
-
-/// The request's body for reqwest: one in memory (every DynamoDB and SQS call) as a whole, which
-/// hyper writes with its headers; a stream (an S3 upload) as a stream.
-fn body(body: SdkBody) -> reqwest::Body {
-    match body.bytes() {
-        Some(bytes) => reqwest::Body::from(bytes::Bytes::copy_from_slice(bytes)),
-        None => reqwest::Body::wrap(body),
     }
 }
 
@@ -286,6 +281,35 @@ mod tests {
             .expect_err("no such queue")
             .into_service_error();
         assert!(error.is_queue_does_not_exist(), "{error:?}");
+    }
+
+    #[tokio::test]
+    async fn an_answer_slower_than_the_stall_grace_period_is_not_a_stalled_upload() {
+        // The SDK's stalled-stream protection watches its request body being polled; a body
+        // taken out of it and sent by other means would look stalled while the answer is awaited.
+        use aws_sdk_sqs::config::StalledStreamProtectionConfig;
+        let (address, _requests) =
+            test_server::plain_answering_after(queue_url_answer(), Duration::from_millis(2500));
+        let config = aws_sdk_sqs::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("eu-west-1"))
+            .credentials_provider(Credentials::new("AKID", "secret", None, None, "test"))
+            .endpoint_url(format!("http://{address}"))
+            .http_client(client())
+            .stalled_stream_protection(
+                StalledStreamProtectionConfig::enabled()
+                    .grace_period(Duration::from_secs(1))
+                    .build(),
+            )
+            .build();
+        let url = aws_sdk_sqs::Client::from_conf(config)
+            .get_queue_url()
+            .queue_name("inbound.fifo")
+            .send()
+            .await
+            .expect("a slow answer is still an answer")
+            .queue_url;
+        assert_eq!(url.as_deref(), Some(QUEUE_URL));
     }
 
     #[tokio::test]
