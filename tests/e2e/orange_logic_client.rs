@@ -908,6 +908,82 @@ async fn an_upload_after_a_token_expiry_reopens_the_file_and_succeeds() {
         .asset_by_identifier(&uploaded.identifier)
         .expect("created");
     assert_eq!(asset.versions[0].sha256, sha256_of(&path));
+    assert_eq!(sim.asset_count(), 1);
+    assert_eq!(sim.stats().tokens_issued, 2, "one renewal");
+    let _ = std::fs::remove_file(&path);
+}
+
+/// The simulator refuses an upload before reading its body and closes the connection, as a server
+/// without `Expect: 100-continue` support does; with 8 MiB still to send, the client sees a
+/// broken connection where the refusal was (CI lost a 300 KiB upload this way, 135 times in 150).
+#[tokio::test]
+async fn a_large_upload_refused_unread_for_its_expired_token_is_sent_again_with_a_new_one() {
+    let sim = sim(SimConfig::default()).await;
+    let folder = sim.add_folder_path("WhatsApp/Field/Unsorted");
+    let path = temp_file("refused-unread.mp4", 8 * 1024 * 1024);
+    let client = client_with(&sim, quick_retries);
+    client
+        .read_record("RecordID", "warm-up")
+        .await
+        .expect("token");
+    sim.expire_tokens();
+    let uploaded = client
+        .upload_new_media(
+            &NewMedia {
+                folder,
+                file_name: "clip.mp4".into(),
+                metadata: Vec::new(),
+                upload_mode: "ProcessInLine".into(),
+            },
+            || open_file(&path),
+        )
+        .await
+        .expect("upload");
+    let asset = sim
+        .asset_by_identifier(&uploaded.identifier)
+        .expect("created");
+    assert_eq!(asset.versions[0].sha256, sha256_of(&path));
+    assert_eq!(sim.asset_count(), 1, "stored once");
+    let stats = sim.stats();
+    assert_eq!(stats.tokens_issued, 2, "one renewal");
+    assert_eq!(stats.calls_to("uploadnewmedia").len(), 2);
+    let _ = std::fs::remove_file(&path);
+}
+
+#[tokio::test]
+async fn an_upload_refused_unread_by_an_overloaded_server_is_retried_then_goes_back_to_the_queue() {
+    let sim = sim(SimConfig::default()).await;
+    sim.set_behaviour(|b| b.retry_after = RetryAfterStyle::Seconds(0));
+    let folder = sim.add_folder_path("WhatsApp/Field/Unsorted");
+    let path = temp_file("overloaded.mp4", 8 * 1024 * 1024);
+    let client = client_with(&sim, quick_retries);
+    let media = NewMedia {
+        folder,
+        file_name: "clip.mp4".into(),
+        metadata: Vec::new(),
+        upload_mode: "ProcessInLine".into(),
+    };
+    client
+        .read_record("RecordID", "warm-up")
+        .await
+        .expect("token");
+    // Two refusals, then the third attempt is read and stored.
+    sim.fail_next(&[503, 503]);
+    let uploaded = client
+        .upload_new_media(&media, || open_file(&path))
+        .await
+        .expect("third attempt");
+    assert!(sim.asset_by_identifier(&uploaded.identifier).is_some());
+    assert_eq!(sim.stats().calls_to("uploadnewmedia").len(), 3);
+    // Refusals outlasting the attempts: nothing stored, a retryable error for the queue.
+    sim.fail_next_n(503, 3);
+    let err = client
+        .upload_new_media(&media, || open_file(&path))
+        .await
+        .expect_err("refused three times");
+    assert!(err.is_retryable(), "{err:?}");
+    assert_eq!(sim.asset_count(), 1, "the refused upload stored nothing");
+    assert_eq!(sim.stats().calls_to("uploadnewmedia").len(), 6);
     let _ = std::fs::remove_file(&path);
 }
 

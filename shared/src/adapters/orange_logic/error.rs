@@ -18,6 +18,10 @@ pub enum SessionSign {
     HtmlPage,
     /// A redirect (to a login page).
     Redirect,
+    /// The connection closed while an upload's file was still being sent: the server refused the
+    /// upload before reading it, and without `Expect: 100-continue` (hyper sends none) the
+    /// refusal itself (most often a 401) is lost with the connection.
+    UploadCut,
 }
 
 impl std::fmt::Display for SessionSign {
@@ -26,6 +30,7 @@ impl std::fmt::Display for SessionSign {
             Self::Status401 => "HTTP 401",
             Self::HtmlPage => "an HTML login page",
             Self::Redirect => "a redirect to a login page",
+            Self::UploadCut => "an upload refused before its file was read",
         })
     }
 }

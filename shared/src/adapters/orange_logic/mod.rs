@@ -24,10 +24,12 @@ use crate::lambda::deadline;
 use crate::secrets::Secret;
 use answer::Outcome;
 use bytes::Bytes;
-use futures::{Stream, TryStream};
+use futures::{Stream, TryStream, TryStreamExt as _};
 use http::header::{AUTHORIZATION, CONTENT_TYPE};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// One record (asset or search item): field name → value as Orange Logic sent it.
@@ -1012,11 +1014,15 @@ impl OrangeLogicClient {
                     limit: self.settings.max_upload_bytes,
                 });
             }
-            let part = reqwest::multipart::Part::stream_with_length(
-                reqwest::Body::wrap_stream(stream),
-                len,
-            )
-            .file_name(media.file_name.clone());
+            // Bytes taken from the file so far; hyper takes a chunk before writing it, so fewer
+            // than `len` taken means the server never had the whole file.
+            let taken = Arc::new(AtomicU64::new(0));
+            let body = counted_body(
+                stream.map_ok(Bytes::from).map_err(Into::into),
+                Arc::clone(&taken),
+            );
+            let part = reqwest::multipart::Part::stream_with_length(body, len)
+                .file_name(media.file_name.clone());
             let mut form = reqwest::multipart::Form::new()
                 .text("FolderRecordID", media.folder.clone())
                 .text("FileName", media.file_name.clone())
@@ -1031,10 +1037,19 @@ impl OrangeLogicClient {
                 .timeout(self.request_timeout(self.settings.upload_timeout))
                 .header(AUTHORIZATION, format!("Bearer {}", token.expose()))
                 .multipart(form);
-            let outcome = match request.send().await {
+            let sent = request.send().await;
+            // Fewer bytes taken than the file holds: the server never had the whole file.
+            let cut = sent.is_err() && taken.load(Ordering::Relaxed) < len;
+            let outcome = match sent {
                 // Only a connection that never opened is safe to retry: the upload did not leave.
                 Err(error) if error.is_connect() => {
                     Outcome::Failed(OrangeLogicError::transport(error))
+                }
+                // Nor is one cut before the file's end: an incomplete upload is stored nowhere.
+                Err(error) if cut => {
+                    let error = OrangeLogicError::transport(error);
+                    tracing::debug!(error = ?error, "the upload was cut before the file's end");
+                    Outcome::Failed(error)
                 }
                 Err(error) => return Err(OrangeLogicError::transport(error)),
                 Ok(response) => read_response(response).await,
@@ -1059,10 +1074,27 @@ impl OrangeLogicClient {
                     self.pause_before_retry(error, attempt, self.settings.upload_timeout, true)
                         .await?;
                     attempt += 1;
+                    // A server that refuses an upload before reading it closes the connection
+                    // on the file; its answer, most often a 401 for the token, is lost with it.
+                    // The token is renewed once before the file is sent again.
+                    if cut && !renewed {
+                        renewed = true;
+                        token = self.renew(&token, SessionSign::UploadCut).await?;
+                    }
                 }
             }
         }
     }
+}
+
+/// A request body of `stream` that adds the size of every chunk taken from it to `taken`.
+fn counted_body<S>(stream: S, taken: Arc<AtomicU64>) -> reqwest::Body
+where
+    S: Stream<Item = Result<Bytes, Box<dyn std::error::Error + Send + Sync>>> + Send + 'static,
+{
+    reqwest::Body::wrap_stream(stream.inspect_ok(move |chunk| {
+        taken.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+    }))
 }
 
 /// The media an upload answer names: its `SystemIdentifier` and, when given, its `RecordID`.
@@ -1099,7 +1131,7 @@ async fn read_response(response: reqwest::Response) -> Outcome {
 
 fn session_error(sign: SessionSign) -> OrangeLogicError {
     match sign {
-        SessionSign::Status401 => OrangeLogicError::Unauthorized,
+        SessionSign::Status401 | SessionSign::UploadCut => OrangeLogicError::Unauthorized,
         other => OrangeLogicError::SessionLost(other),
     }
 }
