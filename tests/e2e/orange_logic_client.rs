@@ -881,46 +881,12 @@ async fn a_file_larger_than_every_memory_cap_is_streamed_intact() {
     let _ = std::fs::remove_file(&path);
 }
 
-#[tokio::test]
-async fn an_upload_after_a_token_expiry_reopens_the_file_and_succeeds() {
+/// Uploads a file of `bytes` with a token the simulator has expired, and checks it was stored
+/// once, whole, after one renewal; returns the simulator for more checks.
+async fn upload_after_token_expiry(file_name: &str, bytes: usize) -> Simulator {
     let sim = sim(SimConfig::default()).await;
     let folder = sim.add_folder_path("WhatsApp/Field/Unsorted");
-    let path = temp_file("small.jpg", 300 * 1024);
-    let client = client(&sim);
-    client
-        .read_record("RecordID", "warm-up")
-        .await
-        .expect("token");
-    sim.expire_tokens();
-    let uploaded = client
-        .upload_new_media(
-            &NewMedia {
-                folder,
-                file_name: "photo.jpg".into(),
-                metadata: Vec::new(),
-                upload_mode: "ProcessInLine".into(),
-            },
-            || open_file(&path),
-        )
-        .await
-        .expect("upload");
-    let asset = sim
-        .asset_by_identifier(&uploaded.identifier)
-        .expect("created");
-    assert_eq!(asset.versions[0].sha256, sha256_of(&path));
-    assert_eq!(sim.asset_count(), 1);
-    assert_eq!(sim.stats().tokens_issued, 2, "one renewal");
-    let _ = std::fs::remove_file(&path);
-}
-
-/// The simulator refuses an upload before reading its body and closes the connection, as a server
-/// without `Expect: 100-continue` support does; with 8 MiB still to send, the client sees a
-/// broken connection where the refusal was (CI lost a 300 KiB upload this way, 135 times in 150).
-#[tokio::test]
-async fn a_large_upload_refused_unread_for_its_expired_token_is_sent_again_with_a_new_one() {
-    let sim = sim(SimConfig::default()).await;
-    let folder = sim.add_folder_path("WhatsApp/Field/Unsorted");
-    let path = temp_file("refused-unread.mp4", 8 * 1024 * 1024);
+    let path = temp_file(file_name, bytes);
     let client = client_with(&sim, quick_retries);
     client
         .read_record("RecordID", "warm-up")
@@ -931,7 +897,7 @@ async fn a_large_upload_refused_unread_for_its_expired_token_is_sent_again_with_
         .upload_new_media(
             &NewMedia {
                 folder,
-                file_name: "clip.mp4".into(),
+                file_name: file_name.into(),
                 metadata: Vec::new(),
                 upload_mode: "ProcessInLine".into(),
             },
@@ -944,10 +910,23 @@ async fn a_large_upload_refused_unread_for_its_expired_token_is_sent_again_with_
         .expect("created");
     assert_eq!(asset.versions[0].sha256, sha256_of(&path));
     assert_eq!(sim.asset_count(), 1, "stored once");
-    let stats = sim.stats();
-    assert_eq!(stats.tokens_issued, 2, "one renewal");
-    assert_eq!(stats.calls_to("uploadnewmedia").len(), 2);
+    assert_eq!(sim.stats().tokens_issued, 2, "one renewal");
     let _ = std::fs::remove_file(&path);
+    sim
+}
+
+#[tokio::test]
+async fn an_upload_after_a_token_expiry_reopens_the_file_and_succeeds() {
+    upload_after_token_expiry("photo.jpg", 300 * 1024).await;
+}
+
+/// The simulator refuses an upload before reading its body and closes the connection, as a server
+/// without `Expect: 100-continue` support does; with 8 MiB still to send, the client sees a
+/// broken connection where the refusal was (CI lost a 300 KiB upload this way, 135 times in 150).
+#[tokio::test]
+async fn a_large_upload_refused_unread_for_its_expired_token_is_sent_again_with_a_new_one() {
+    let sim = upload_after_token_expiry("clip.mp4", 8 * 1024 * 1024).await;
+    assert_eq!(sim.stats().calls_to("uploadnewmedia").len(), 2);
 }
 
 #[tokio::test]
