@@ -1041,15 +1041,10 @@ impl OrangeLogicClient {
             // Fewer bytes taken than the file holds: the server never had the whole file.
             let cut = sent.is_err() && taken.load(Ordering::Relaxed) < len;
             let outcome = match sent {
-                // Only a connection that never opened is safe to retry: the upload did not leave.
-                Err(error) if error.is_connect() => {
+                // Only an upload that never left whole is safe to resend: a connection that never
+                // opened, or one cut before the file's end (an incomplete upload is stored nowhere).
+                Err(error) if error.is_connect() || cut => {
                     Outcome::Failed(OrangeLogicError::transport(error))
-                }
-                // Nor is one cut before the file's end: an incomplete upload is stored nowhere.
-                Err(error) if cut => {
-                    let error = OrangeLogicError::transport(error);
-                    tracing::debug!(error = ?error, "the upload was cut before the file's end");
-                    Outcome::Failed(error)
                 }
                 Err(error) => return Err(OrangeLogicError::transport(error)),
                 Ok(response) => read_response(response).await,
